@@ -1,0 +1,65 @@
+"""Log-mel filterbank features, computed exactly as sherpa-onnx does for CTC models.
+
+Training (``edge_asr.training``) and run time share this module, so a model never sees
+features at run time that differ from the ones it was trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import kaldi_native_fbank as knf
+import numpy as np
+
+SAMPLE_RATE = 16000
+FEATURE_DIM = 80
+
+
+@dataclass(frozen=True)
+class FbankConfig:
+    """Kaldi fbank settings; the defaults match sherpa-onnx's offline recognizer."""
+
+    sample_rate: int = SAMPLE_RATE
+    num_bins: int = FEATURE_DIM
+    frame_length_ms: float = 25.0
+    frame_shift_ms: float = 10.0
+    low_freq: float = 20.0
+    high_freq: float = -400.0  # relative to Nyquist: 7600 Hz at 16 kHz
+    dither: float = 0.0
+
+    def options(self) -> knf.FbankOptions:
+        # kaldi-native-fbank's own defaults differ from sherpa-onnx's: set every option.
+        opts = knf.FbankOptions()
+        opts.frame_opts.samp_freq = float(self.sample_rate)
+        opts.frame_opts.frame_length_ms = self.frame_length_ms
+        opts.frame_opts.frame_shift_ms = self.frame_shift_ms
+        opts.frame_opts.dither = self.dither
+        opts.frame_opts.snip_edges = False
+        opts.frame_opts.remove_dc_offset = True
+        opts.frame_opts.preemph_coeff = 0.97
+        opts.frame_opts.window_type = "povey"
+        opts.mel_opts.num_bins = self.num_bins
+        opts.mel_opts.low_freq = self.low_freq
+        opts.mel_opts.high_freq = self.high_freq
+        opts.energy_floor = 0.0
+        opts.use_energy = False
+        opts.use_log_fbank = True
+        opts.use_power = True
+        return opts
+
+
+DEFAULT_FBANK = FbankConfig()
+
+
+def compute_fbank(samples: np.ndarray, config: FbankConfig = DEFAULT_FBANK) -> np.ndarray:
+    """Return (frames, num_bins) float32 log-mel features of mono float samples in [-1, 1].
+
+    ``samples`` must already be at ``config.sample_rate``.
+    """
+    fbank = knf.OnlineFbank(config.options())
+    fbank.accept_waveform(float(config.sample_rate), np.ascontiguousarray(samples, np.float32))
+    fbank.input_finished()
+    n = fbank.num_frames_ready
+    if n == 0:
+        return np.zeros((0, config.num_bins), dtype=np.float32)
+    return np.stack([fbank.get_frame(i) for i in range(n)]).astype(np.float32, copy=False)
