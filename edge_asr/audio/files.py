@@ -1,0 +1,70 @@
+"""Reading audio files of any format soundfile knows, with checks that name the problem."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from edge_asr.errors import AudioError
+
+DEFAULT_MAX_DURATION_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Mono float32 samples in [-1, 1] and their rate."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+def to_mono(data: np.ndarray) -> np.ndarray:
+    """Average channels of a (frames, channels) array into one float32 channel."""
+    if data.ndim == 1:
+        return data.astype(np.float32, copy=False)
+    return data.mean(axis=1, dtype=np.float32)
+
+
+def read_audio(path: Path | str, max_duration_s: float = DEFAULT_MAX_DURATION_S) -> Audio:
+    """Read an audio file as mono float32; AudioError says what is wrong with a bad one."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        raise AudioError(f"{path}: not a readable audio file ({_reason(e)})") from None
+    if info.channels < 1:
+        raise AudioError(f"{path}: has no audio channels")
+    if info.samplerate <= 0:
+        raise AudioError(f"{path}: invalid sample rate {info.samplerate}")
+    if info.frames <= 0:
+        raise AudioError(f"{path}: contains no audio")
+    duration = info.frames / info.samplerate
+    if duration > max_duration_s:
+        raise AudioError(
+            f"{path}: {duration:.0f} s long, more than the {max_duration_s:.0f} s limit"
+        )
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
+        raise AudioError(f"{path}: cannot decode audio ({_reason(e)})") from None
+    if data.size == 0:
+        raise AudioError(f"{path}: contains no audio")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    return Audio(to_mono(data), int(rate))
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[-1] if text else type(error).__name__

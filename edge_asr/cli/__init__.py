@@ -1,0 +1,1 @@
+"""Subcommands of the edge-asr command line, one module each."""
