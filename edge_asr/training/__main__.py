@@ -1,0 +1,48 @@
+"""CLI: ``python -m edge_asr.training --out DIR [--smoke] [--seed 0] [--work DIR] [--max-minutes M]``.
+
+Re-running the same command resumes: synthesized data, features and checkpoints are cached
+under the work directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from edge_asr.training.pipeline import full_config, run, smoke_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge_asr.training", description=__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    parser.add_argument("--smoke", action="store_true", help="tiny data and a few steps (pipeline test)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, default=Path("work/train"), help="cache and checkpoint folder")
+    parser.add_argument(
+        "--max-minutes", type=float, default=50.0, help="training time budget (data, export and eval not counted)"
+    )
+    args = parser.parse_args(argv)
+
+    cfg = (smoke_config if args.smoke else full_config)(args.seed, args.max_minutes)
+    work = args.work / f"{cfg.name}-seed{args.seed}"
+    work.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(work / "train.log")):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    metrics = run(cfg, args.out, work)
+    wer = metrics["wer"]
+    assert isinstance(wer, dict)
+    for group, kinds in wer.items():
+        i8 = kinds["int8"]
+        print(f"{group:36s} int8 greedy WER {i8['greedy_wer']:6.1f} %   vocab WER {i8['vocab_wer']:6.1f} %")
+    print(f"bundle: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""MODEL_CARD.md, rendered from the run's metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge_asr.training.text import load_vocabulary
+
+GROUP_TITLES = {
+    "espeak_heldout": "espeak-ng held-out voices",
+    "flite_heldout": "flite (whole engine held out)",
+    "asterisk_heldout": "asterisk real speaker, held-out prompts (all)",
+    "asterisk_heldout/in_vocabulary": "asterisk held-out, in-vocabulary prompts only",
+    "train_voices": "training voices, unseen sentences (sanity)",
+}
+
+
+def _wer_table(wer: dict[str, Any]) -> str:
+    rows = [
+        "| evaluation set | utts | words | greedy fp32 | greedy int8 | vocab fp32 | vocab int8 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, kinds in wer.items():
+        f, i = kinds["fp32"], kinds["int8"]
+        rows.append(
+            f"| {GROUP_TITLES.get(key, key)} | {i['utterances']} | {i['words']} | "
+            f"{f['greedy_wer']:.1f} | {i['greedy_wer']:.1f} | {f['vocab_wer']:.1f} | {i['vocab_wer']:.1f} |"
+        )
+    return "\n".join(rows)
+
+
+def render(m: dict[str, Any]) -> str:
+    model, tr, data = m["model"], m["training"], m["data"]
+    words = load_vocabulary()
+    parity = m["sherpa_onnx_parity"]
+    if not parity["sherpa_onnx_loaded"]:
+        parity_text = "sherpa-onnx could not load or run the model (see the training log)."
+    elif parity["identical"]:
+        parity_text = (
+            f"sherpa-onnx 2.0.1 (`OfflineRecognizer.from_zipformer_ctc`, greedy) loaded `model.int8.onnx` "
+            f"and its transcripts of {parity['wavs']} WAVs were identical to this project's Python "
+            "path (compute_fbank → onnxruntime → greedy CTC)."
+        )
+    else:
+        parity_text = (
+            f"sherpa-onnx loaded the model but {len(parity['mismatches'])} of {parity['wavs']} transcripts "
+            "differed from the Python path: see metrics.json."
+        )
+    smoke = tr["config"] == "smoke"
+    seed = tr["seed"]
+    command = "python -m edge_asr.training --out edge_asr/models/home-en" + (" --smoke" if smoke else "")
+    command += f" --seed {seed} --max-minutes {tr['max_minutes']:g}"
+    return f"""# {model['name']} {model['version']}
+
+{"**SMOKE-TEST BUNDLE: tiny data, a few steps; not a usable model.**" if smoke else ""}
+
+An offline English speech recognizer for home-automation voice commands, small enough for a
+Raspberry Pi: {model['parameters']:,} parameters, int8 ONNX file of {model['int8_bytes'] / 1e6:.2f} MB.
+It is a CTC acoustic model over a closed command vocabulary of {len(words)} words, with a
+letter fallback so it can spell other words.
+
+## Interface
+- Files: `model.int8.onnx`, `tokens.txt` (sherpa-onnx format, `<blk>` = 0), `words.txt` (the vocabulary),
+  `metrics.json` (everything below, machine-readable).
+- sherpa-onnx's Zipformer2-CTC contract: input `x` float32 (N, T, 80) Kaldi fbank features
+  (25 ms / 10 ms, 80 mel bins 20–7600 Hz, povey window, no dither, 16 kHz; exactly
+  `edge_asr.asr.features.compute_fbank`), input `x_lens` int64 (N,); output `log_probs` float32
+  (N, T', V) log-softmax, output `log_probs_len` int64 (N,), T' = (T + 3) // 4 (40 ms per frame).
+- Feature normalization (global CMVN from the training features) is inside the model.
+- Padding frames are masked before and between the convolutions, but the backward LSTM still
+  reads them: batch-1 inference (what the runtime does) is exact, padded batches are close.
+- Tokens: blank, one token `▁word` per vocabulary word ({len(words)}), then `▁`, a–z and `'` ({model['vocab_size']} in all).
+- ONNX metadata: {", ".join(f"`{k}`={v}" for k, v in model['metadata'].items())}.
+
+### sherpa-onnx parity
+{parity_text}
+
+## Vocabulary
+{" ".join(words)}
+
+## Architecture
+In-model CMVN → Conv2d(1→{model['conv_channels']}, 3×3, stride 2) → ReLU → Conv2d({model['conv_channels']}→{model['conv_channels']}, 3×3, stride 2) → ReLU →
+Linear → LayerNorm → 2-layer bidirectional LSTM ({model['hidden']} per direction) → Linear({model['vocab_size']}) → log-softmax.
+{model['parameters']:,} parameters. Dynamic int8 quantization (onnxruntime `quantize_dynamic`, QInt8
+weights: DynamicQuantizeLSTM, ConvInteger, MatMulInteger). fp32 ONNX {model['fp32_bytes'] / 1e6:.2f} MB (kept in the
+work folder only), int8 {model['int8_bytes'] / 1e6:.2f} MB.
+
+## Training data
+{data['train_utterances']:,} training utterances, {data['train_hours']} hours after augmentation
+(by source: {", ".join(f"{k} {v:,}" for k, v in data['train_by_source'].items())}).
+- **espeak-ng**: base voices {", ".join(data['espeak_train_bases'])} × variants
+  {", ".join(data['espeak_train_variants'])} (or none); rate 120–220 wpm, pitch 20–80.
+- **festival**: {", ".join(data['festival_train_voices'])}; duration stretch 0.85–1.2.
+- **Real speech**: the Debian asterisk-core-sounds-en prompts (Allison Smith, one US female speaker,
+  8 kHz) with transcripts from `core-sounds-en.txt.gz` (normalized: lower case, digits spelled, punctuation
+  dropped, bracketed non-speech skipped). 80 % of the prompts, {data['plan']['asterisk_copies']} differently augmented copies each.
+  Full sentences with words outside the vocabulary are trained as letter sequences.
+- **Noise only**: {data['plan']['noise']} utterances with an empty transcript (teaches silence → nothing).
+- Sentences: `edge_asr/training/data/templates.txt` (command phrasings: lights, doors, thermostat, timers,
+  media, questions, numbers, yes/no), 17 % random word sequences from the vocabulary, 8 % single words.
+
+### Augmentation (training only)
+Speed perturbation 0.9–1.1 (p 0.6, soxr resampling, also shifts pitch); synthetic exponentially decaying
+room impulse responses RT60 0.15–0.8 s (p 0.3); telephone band (8 kHz and back, p 0.15; asterisk audio already is);
+0.1–1 s of silence at both ends; additive white/pink/brown/mains-hum/babble noise at 5–30 dB SNR (p 0.75);
+gain −20…+6 dB without clipping; SpecAugment (2 frequency masks ≤ 12 bins, 2 time masks ≤ 5 %).
+
+### Held out (never trained on)
+- espeak-ng: {", ".join(data['espeak_heldout_voices'])} — the base voice en-gb-scotland and the variants
+  f4, m5, klatt3 and travis are used by no training voice.
+- flite, the whole engine: {", ".join(data['flite_heldout_voices'])}.
+- asterisk: 20 % of the prompts (fixed by the seed).
+- Evaluation sentences are generated with different seeds from the training sentences (the templates are shared,
+  so many short commands also occur in training).
+
+## Training
+AdamW (peak LR 2e-3, weight decay 0.01, 300 warmup steps, cosine decay over the planned steps or the time budget,
+whichever ends first), CTC loss, batches of similar length (≤ 16,000 frames), shortest first in the first epoch,
+gradient clipping 5. Seed {seed}, torch {tr['torch']}, {tr['threads']} CPU threads.
+{tr['steps']:,} updates (planned {tr['planned_steps']:,}, budget {tr['max_minutes']:g} min), {tr['epochs']} epochs,
+{tr['train_minutes']} training minutes; data synthesis and features {tr['data_minutes']} minutes; whole pipeline
+{m['pipeline_minutes']} minutes on 2 shared CPU cores.
+
+## Word error rates (%)
+Greedy = free CTC greedy decoding (may spell out-of-vocabulary words letter by letter);
+vocab = greedy with the letter tokens masked, so only vocabulary words can be output (the runtime's grammar decoder
+constrains further). fp32 = the exported float model, int8 = this bundle. Evaluation audio is clean, with 0.25 s of
+near-silence at both ends (asterisk prompts as recorded).
+
+{_wer_table(m['wer'])}
+
+Most held-out asterisk prompts are IVR sentences full of words outside the vocabulary ("please enter your
+password followed by the pound key"), so their WER mostly measures spelling; the in-vocabulary subset is the
+relevant real-voice score, and it is small.
+
+## Limitations
+- Almost all training speech is synthetic; the only human voice is one US female speaker at telephone bandwidth.
+  Expect higher error rates on real users, children, strong accents, far-field microphones and loud noise.
+- Closed vocabulary: other words are only spelled letter by letter, poorly.
+- Evaluated on clean audio; the noise robustness was trained but not measured here.
+
+## License and credits
+- Model weights: trained by the edge-asr project; because the training data includes CC-BY-SA-3.0 recordings,
+  treat the model as CC-BY-SA-3.0 (attribution below).
+- asterisk-core-sounds-en: recorded by Allison Smith (http://www.theivrvoice.com), financial contributions
+  by Digium, Inc.; CC-BY-SA-3.0 (Debian `asterisk-core-sounds-en-wav`, see its copyright file).
+- espeak-ng (GPL-3.0-or-later) and its voice data; festival and the festvox kdlpc16k (ked_diphone) and
+  us-slt-hts voices (CSTR / CMU free licenses, attribution retained); flite (CMU, BSD-style) used for evaluation only.
+  The synthesizers' output audio was used as training data; no synthesizer code or data is shipped.
+
+## Reproduce
+```
+pip install -e '.[train]'   # torch 2.13.0 CPU, onnx; apt: espeak-ng flite festival festvox-kdlpc16k festvox-us-slt-hts asterisk-core-sounds-en-wav asterisk-core-sounds-en
+{command}
+```
+Re-running the same command resumes from `work/train/` (cached audio features and checkpoints).
+"""

@@ -1,0 +1,279 @@
+"""Plan, synthesize, augment and featurize the training and evaluation sets (cached on disk)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import random
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_asr.asr.features import SAMPLE_RATE, compute_fbank
+from edge_asr.training import synth
+from edge_asr.training.augment import Augmenter, pad_clean
+from edge_asr.training.synth import Utterance
+from edge_asr.training.text import SentenceGenerator
+
+log = logging.getLogger(__name__)
+
+CHUNK = 100
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """How much of each source to make."""
+
+    espeak: int
+    festival_per_voice: int
+    asterisk_copies: int
+    noise: int
+    eval_per_voice: int
+    eval_train_voices: int
+    asterisk_max_train: int | None = None
+    asterisk_max_eval: int | None = None
+
+
+@dataclass
+class FeatureSet:
+    """Cached features of one set: float16 frames concatenated, with per-utterance metadata."""
+
+    feats: np.ndarray  # (total_frames, 80) float16
+    offsets: np.ndarray  # (n + 1,) int64
+    items: list[dict[str, str]]  # text, engine, voice, group
+    audio: list[np.ndarray] | None = None  # int16 samples (evaluation sets only)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def features(self, i: int) -> np.ndarray:
+        return self.feats[self.offsets[i] : self.offsets[i + 1]]
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def hours(self) -> float:
+        return float(self.offsets[-1]) / 100 / 3600
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / "feats.npy", self.feats)
+        np.save(folder / "offsets.npy", self.offsets)
+        if self.audio is not None:
+            lens = np.array([0] + [len(a) for a in self.audio], np.int64).cumsum()
+            np.save(
+                folder / "audio.npy",
+                np.concatenate(self.audio) if self.audio else np.zeros(0, np.int16),
+            )
+            np.save(folder / "audio_offsets.npy", lens)
+        (folder / "items.json").write_text(json.dumps(self.items), encoding="utf-8")
+        (folder / "DONE").touch()
+
+    @classmethod
+    def load(cls, folder: Path) -> FeatureSet:
+        audio = None
+        if (folder / "audio.npy").exists():
+            flat = np.load(folder / "audio.npy")
+            offs = np.load(folder / "audio_offsets.npy")
+            audio = [flat[offs[i] : offs[i + 1]] for i in range(len(offs) - 1)]
+        return cls(
+            np.load(folder / "feats.npy"),
+            np.load(folder / "offsets.npy"),
+            json.loads((folder / "items.json").read_text(encoding="utf-8")),
+            audio,
+        )
+
+
+def plan_train(plan: DataPlan, gen: SentenceGenerator, seed: int) -> list[tuple[Utterance, str]]:
+    """(utterance, group) pairs of the training set."""
+    rng = random.Random(seed)
+    out: list[tuple[Utterance, str]] = []
+    for text in gen.sentences(plan.espeak, seed + 1):
+        voice = synth.espeak_train_voice(rng)
+        utt = Utterance(
+            "espeak", voice, text, rng.getrandbits(31), rng.randint(120, 220), rng.randint(20, 80)
+        )
+        out.append((utt, "espeak"))
+    for k, voice in enumerate(synth.FESTIVAL_TRAIN_VOICES):
+        for text in gen.sentences(plan.festival_per_voice, seed + 10 + k):
+            out.append((Utterance("festival", voice, text, rng.getrandbits(31)), "festival"))
+    prompts, _ = synth.split_asterisk(synth.asterisk_prompts(), seed)
+    for p in prompts[: plan.asterisk_max_train]:
+        for _ in range(plan.asterisk_copies):
+            out.append(
+                (Utterance("asterisk", str(p.path), p.text, rng.getrandbits(31)), "asterisk")
+            )
+    for _ in range(plan.noise):
+        out.append((Utterance("noise", "", "", rng.getrandbits(31)), "noise"))
+    rng.shuffle(out)
+    return out
+
+
+def plan_eval(
+    plan: DataPlan, gen: SentenceGenerator, seed: int
+) -> dict[str, list[tuple[Utterance, str]]]:
+    """Evaluation sets by group; texts come from a different seed than training's."""
+    rng = random.Random(seed + 1000)
+    n = plan.eval_per_voice
+
+    def texts(k: int) -> list[str]:
+        return gen.sentences(n, seed + 2000 + k)
+
+    sets: dict[str, list[tuple[Utterance, str]]] = {}
+    sets["espeak_heldout"] = [
+        (
+            Utterance(
+                "espeak",
+                v,
+                t,
+                rng.getrandbits(31),
+                rng.randint(140, 200),
+                rng.randint(35, 65),
+                False,
+            ),
+            v,
+        )
+        for k, v in enumerate(synth.ESPEAK_HELDOUT_VOICES)
+        for t in texts(k)
+    ]
+    sets["flite_heldout"] = [
+        (Utterance("flite", v, t, rng.getrandbits(31), augment=False), v)
+        for k, v in enumerate(synth.FLITE_HELDOUT_VOICES)
+        for t in texts(10 + k)
+    ]
+    _, held = synth.split_asterisk(synth.asterisk_prompts(), seed)
+    sets["asterisk_heldout"] = [
+        (Utterance("asterisk", str(p.path), p.text, rng.getrandbits(31), augment=False), "asterisk")
+        for p in held[: plan.asterisk_max_eval]
+    ]
+    train_voices = []
+    for t in gen.sentences(plan.eval_train_voices, seed + 3000):
+        if rng.random() < 0.8:
+            v = synth.espeak_train_voice(rng)
+            utt = Utterance(
+                "espeak",
+                v,
+                t,
+                rng.getrandbits(31),
+                rng.randint(140, 200),
+                rng.randint(35, 65),
+                False,
+            )
+        else:
+            v = rng.choice(synth.FESTIVAL_TRAIN_VOICES)
+            utt = Utterance("festival", v, t, rng.getrandbits(31), augment=False)
+        train_voices.append((utt, v))
+    sets["train_voices"] = train_voices
+    return sets
+
+
+def _render_chunk(
+    chunk: list[tuple[Utterance, str]],
+) -> list[tuple[np.ndarray, np.ndarray | None, dict[str, str]]]:
+    """Worker: synthesize (festival batched), augment and featurize a chunk."""
+    aug = Augmenter()
+    out = []
+    with tempfile.TemporaryDirectory(prefix="edge-asr-synth-") as d:
+        tmp = Path(d)
+        audio: dict[int, np.ndarray] = {}
+        for voice in {u.voice for u, _ in chunk if u.engine == "festival"}:
+            idx = [
+                i for i, (u, _) in enumerate(chunk) if u.engine == "festival" and u.voice == voice
+            ]
+            stretches = [random.Random(chunk[i][0].seed).uniform(0.85, 1.2) for i in idx]
+            texts = [chunk[i][0].text for i in idx]
+            for i, x in zip(idx, synth.festival_batch(voice, texts, stretches, tmp), strict=True):
+                audio[i] = x
+        for i, (utt, group) in enumerate(chunk):
+            x = audio[i] if i in audio else synth.synthesize(utt, tmp)
+            rng = np.random.default_rng(utt.seed)
+            if utt.augment:
+                if utt.engine not in ("noise",) and len(x):
+                    aug.remember(x)
+                x = aug(x, rng, telephone=utt.engine == "asterisk")
+                kept = None
+            else:
+                x = pad_clean(x, rng) if utt.engine != "asterisk" else x
+                kept = np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
+            feats = compute_fbank(x).astype(np.float16)
+            meta = {"text": utt.text, "engine": utt.engine, "voice": utt.voice, "group": group}
+            out.append((feats, kept, meta))
+    return out
+
+
+def build(
+    utts: list[tuple[Utterance, str]], folder: Path, workers: int, keep_audio: bool
+) -> FeatureSet:
+    """Render a set in ``workers`` processes (order and result fixed by the seeds) and cache it."""
+    if (folder / "DONE").exists():
+        fs = FeatureSet.load(folder)
+        log.info("%s: cached, %d utterances, %.2f h", folder.name, len(fs), fs.hours)
+        return fs
+    t0 = time.monotonic()
+    chunks = [utts[i : i + CHUNK] for i in range(0, len(utts), CHUNK)]
+    feats: list[np.ndarray] = []
+    items: list[dict[str, str]] = []
+    audio: list[np.ndarray] = []
+    ctx = mp.get_context("fork")
+    with ctx.Pool(workers) as pool:
+        for k, rendered in enumerate(pool.imap(_render_chunk, chunks)):
+            for f, a, meta in rendered:
+                feats.append(f)
+                items.append(meta)
+                if keep_audio and a is not None:
+                    audio.append(a)
+            if (k + 1) % 20 == 0 or k + 1 == len(chunks):
+                log.info(
+                    "%s: %d/%d utterances (%.0f s)",
+                    folder.name,
+                    len(items),
+                    len(utts),
+                    time.monotonic() - t0,
+                )
+    offsets = np.array([0] + [len(f) for f in feats], np.int64).cumsum()
+    fs = FeatureSet(np.concatenate(feats), offsets, items, audio if keep_audio else None)
+    fs.save(folder)
+    counts = (
+        Counter(m["group"] for m in items) if not keep_audio else Counter(m["voice"] for m in items)
+    )
+    log.info(
+        "%s: %d utterances, %.2f h in %.0f s: %s",
+        folder.name,
+        len(fs),
+        fs.hours,
+        time.monotonic() - t0,
+        dict(counts),
+    )
+    return fs
+
+
+def global_cmvn(fs: FeatureSet) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of every feature bin over a training set."""
+    x = fs.feats.astype(np.float64)
+    mean = x.mean(axis=0)
+    std = np.sqrt(np.maximum(x.var(axis=0), 1e-6))
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def plan_summary(utts: list[tuple[Utterance, str]]) -> dict[str, int]:
+    return dict(Counter(g for _, g in utts))
+
+
+def write_wav_examples(fs: FeatureSet, folder: Path, n: int) -> list[tuple[Path, str]]:
+    """Write the first ``n`` kept evaluation audios as 16 kHz WAVs for the sherpa-onnx check."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    assert fs.audio is not None
+    for i in range(min(n, len(fs.audio))):
+        path = folder / f"{i:03d}.wav"
+        sf.write(str(path), fs.audio[i], SAMPLE_RATE, subtype="PCM_16")
+        out.append((path, fs.items[i]["text"]))
+    return out

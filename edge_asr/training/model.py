@@ -1,0 +1,95 @@
+"""The CTC acoustic model: in-model CMVN -> conv subsampling x4 -> LayerNorm -> BiLSTM -> linear.
+
+Its ONNX form follows sherpa-onnx's Zipformer2-CTC contract: inputs ``x`` (N, T, 80) float32
+and ``x_lens`` (N,) int64; outputs ``log_probs`` (N, T', V) and ``log_probs_len`` (N,) int64,
+with T' = (T + 3) // 4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from edge_asr.asr.features import FEATURE_DIM
+
+SUBSAMPLING = 4
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int
+    conv_channels: int = 32
+    hidden: int = 192
+    layers: int = 2
+    dropout: float = 0.1
+
+
+def output_lengths(x_lens: torch.Tensor) -> torch.Tensor:
+    """Frames after two stride-2 convolutions with padding 1: ceil(ceil(T / 2) / 2)."""
+    return torch.div(x_lens + 3, SUBSAMPLING, rounding_mode="floor")
+
+
+def _time_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
+    """(N, t) 1.0 for valid frames, 0.0 for padding."""
+    steps = torch.arange(t, device=lengths.device).unsqueeze(0)
+    return (steps < lengths.unsqueeze(1)).to(torch.float32)
+
+
+class CtcModel(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config.conv_channels
+        self.register_buffer("cmvn_mean", torch.zeros(FEATURE_DIM))
+        self.register_buffer("cmvn_inv_std", torch.ones(FEATURE_DIM))
+        self.conv1 = nn.Conv2d(1, c, 3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(c, c, 3, stride=2, padding=1)
+        freq = (((FEATURE_DIM + 1) // 2) + 1) // 2
+        self.proj = nn.Linear(c * freq, config.hidden)
+        self.norm = nn.LayerNorm(config.hidden)
+        self.dropout = nn.Dropout(config.dropout)
+        self.lstm = nn.LSTM(
+            config.hidden,
+            config.hidden,
+            num_layers=config.layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+        )
+        self.out = nn.Linear(2 * config.hidden, config.vocab_size)
+        # Training uses packed sequences (exact per utterance, like batch-1 inference);
+        # the ONNX export runs the LSTM on the padded tensor.
+        self.pack = True
+
+    def set_cmvn(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.cmvn_mean.copy_(torch.from_numpy(mean))
+        self.cmvn_inv_std.copy_(torch.from_numpy(1.0 / std))
+
+    def forward(self, x: torch.Tensor, x_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, T, 80) features and (N,) lengths -> (N, T', V) log-probs and (N,) lengths."""
+        x = (x - self.cmvn_mean) * self.cmvn_inv_std
+        x = x * _time_mask(x_lens, x.shape[1]).unsqueeze(-1)
+        x = torch.relu(self.conv1(x.unsqueeze(1)))  # (N, C, T/2, 40)
+        half_lens = torch.div(x_lens + 1, 2, rounding_mode="floor")
+        x = x * _time_mask(half_lens, x.shape[2]).unsqueeze(1).unsqueeze(-1)
+        x = torch.relu(self.conv2(x))  # (N, C, T/4, 20)
+        n, c, t, f = x.shape
+        x = x.permute(0, 2, 1, 3).reshape(n, t, c * f)
+        x = self.dropout(self.norm(self.proj(x)))
+        out_lens = output_lengths(x_lens)
+        if self.pack:
+            packed = pack_padded_sequence(x, out_lens.cpu(), batch_first=True, enforce_sorted=False)
+            y, _ = self.lstm(packed)
+            x, _ = pad_packed_sequence(y, batch_first=True, total_length=t)
+        else:
+            x, _ = self.lstm(x)
+        x = self.out(self.dropout(x))
+        return torch.log_softmax(x, dim=-1), out_lens
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,216 @@
+"""The whole model-making run: data -> CMVN -> train -> export -> int8 -> evaluate -> bundle."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge_asr.asr.tokens import TokenTable
+from edge_asr.training import card, data, synth
+from edge_asr.training.evaluate import OnnxCtc, own_greedy, score_set, sherpa_greedy
+from edge_asr.training.export import export_onnx, quantize, read_metadata
+from edge_asr.training.model import CtcModel, ModelConfig, count_parameters
+from edge_asr.training.text import SentenceGenerator, load_vocabulary
+from edge_asr.training.train import TrainConfig, train
+
+log = logging.getLogger(__name__)
+
+EVAL_GROUPS = ("espeak_heldout", "flite_heldout", "asterisk_heldout", "train_voices")
+MAX_BUNDLE_BYTES = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str
+    data: data.DataPlan
+    train: TrainConfig
+    conv_channels: int
+    hidden: int
+    workers: int = 2
+    parity_per_group: int = 3
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def full_config(seed: int, max_minutes: float) -> RunConfig:
+    return RunConfig(
+        name="full",
+        data=data.DataPlan(
+            espeak=24000,
+            festival_per_voice=2000,
+            asterisk_copies=8,
+            noise=800,
+            eval_per_voice=60,
+            eval_train_voices=200,
+        ),
+        train=TrainConfig(steps=6000, max_minutes=max_minutes, seed=seed),
+        conv_channels=32,
+        hidden=192,
+    )
+
+
+def smoke_config(seed: int, max_minutes: float) -> RunConfig:
+    return RunConfig(
+        name="smoke",
+        data=data.DataPlan(
+            espeak=150,
+            festival_per_voice=10,
+            asterisk_copies=1,
+            noise=10,
+            eval_per_voice=3,
+            eval_train_voices=6,
+            asterisk_max_train=20,
+            asterisk_max_eval=6,
+        ),
+        train=TrainConfig(
+            steps=20, max_minutes=min(max_minutes, 1.0), warmup=5, eval_every=10, batch_frames=6000, seed=seed
+        ),
+        conv_channels=8,
+        hidden=48,
+        parity_per_group=2,
+    )
+
+
+def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
+    """Run (or resume) every stage; write the bundle to ``out``; return the metrics."""
+    t0 = time.monotonic()
+    work.mkdir(parents=True, exist_ok=True)
+    seed = cfg.train.seed
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+    vocabulary = load_vocabulary()
+    table = TokenTable.for_words(vocabulary)
+    gen = SentenceGenerator(vocabulary)
+    gen.check()
+    log.info("vocabulary %d words, %d tokens", len(vocabulary), len(table))
+
+    # 1. data
+    t = time.monotonic()
+    train_plan = data.plan_train(cfg.data, gen, seed)
+    log.info("training plan: %s", data.plan_summary(train_plan))
+    train_set = data.build(train_plan, work / "data" / "train", cfg.workers, keep_audio=False)
+    evals = {
+        name: data.build(utts, work / "data" / name, cfg.workers, keep_audio=True)
+        for name, utts in data.plan_eval(cfg.data, gen, seed).items()
+    }
+    data_seconds = time.monotonic() - t
+
+    # 2. model with in-model CMVN from the training features
+    model = CtcModel(ModelConfig(len(table), cfg.conv_channels, cfg.hidden))
+    mean, std = data.global_cmvn(train_set)
+    model.set_cmvn(mean, std)
+    log.info("model: %d parameters", count_parameters(model))
+
+    # 3. train (resumable); dev = a mix of the held-out voices, for progress logs only
+    dev = _dev_set(evals)
+    result = train(model, train_set, dev, table, cfg.train, work / "checkpoint.pt")
+
+    # 4. export + quantize
+    out.mkdir(parents=True, exist_ok=True)
+    fp32 = work / "model.onnx"
+    int8 = out / "model.int8.onnx"
+    export_onnx(model, fp32)
+    quantize(fp32, int8)
+    table.write(out / "tokens.txt")
+    (out / "words.txt").write_text("".join(w + "\n" for w in vocabulary), encoding="utf-8")
+    meta = read_metadata(int8)
+    assert meta == read_metadata(fp32), "int8 model lost its metadata"
+
+    # 5. evaluate both models per group
+    vocab = set(vocabulary)
+    scores: dict[str, dict[str, dict[str, object]]] = {}
+    for kind, path in (("fp32", fp32), ("int8", int8)):
+        onnx_model = OnnxCtc(path)
+        for name in EVAL_GROUPS:
+            for subset, s in score_set(onnx_model, evals[name], table, vocab).items():
+                key = name if subset == "all" else f"{name}/{subset}"
+                scores.setdefault(key, {})[kind] = asdict(s)
+                log.info("%s %s: greedy WER %.1f %%, vocab WER %.1f %%", kind, key, s.greedy_wer, s.vocab_wer)
+
+    # 6. sherpa-onnx parity on a few WAVs of every group
+    wavs: list[Path] = []
+    for name in EVAL_GROUPS:
+        wavs += [p for p, _ in data.write_wav_examples(evals[name], work / "parity" / name, cfg.parity_per_group)]
+    ours = own_greedy(int8, table, wavs)
+    theirs = sherpa_greedy(int8, out / "tokens.txt", wavs)
+    parity = {
+        "wavs": len(wavs),
+        "sherpa_onnx_loaded": theirs is not None,
+        "identical": theirs is not None and theirs == ours,
+        "mismatches": [] if theirs is None else [
+            {"wav": str(w), "ours": a, "sherpa": b} for w, a, b in zip(wavs, ours, theirs, strict=True) if a != b
+        ],
+    }  # fmt: skip
+    log.info("sherpa-onnx parity: %s", parity)
+
+    # 7. metrics + card
+    size = int8.stat().st_size
+    if size > MAX_BUNDLE_BYTES:
+        log.warning("int8 model is %d bytes, over the 5 MB budget", size)
+    metrics: dict[str, object] = {
+        "model": {
+            "name": meta["model_name"],
+            "version": meta["model_version"],
+            "parameters": count_parameters(model),
+            "conv_channels": cfg.conv_channels,
+            "hidden": cfg.hidden,
+            "vocab_size": len(table),
+            "int8_bytes": size,
+            "fp32_bytes": fp32.stat().st_size,
+            "metadata": meta,
+        },
+        "training": {
+            "config": cfg.name,
+            "seed": seed,
+            "steps": result.steps,
+            "planned_steps": cfg.train.steps,
+            "max_minutes": cfg.train.max_minutes,
+            "train_minutes": round(result.train_seconds / 60, 1),
+            "epochs": round(result.epochs, 2),
+            "final_loss": round(result.final_loss, 4),
+            "data_minutes": round(data_seconds / 60, 1),
+            "torch": torch.__version__,
+            "threads": cfg.train.threads,
+        },
+        "data": {
+            "train_utterances": len(train_set),
+            "train_hours": round(train_set.hours, 2),
+            "train_by_source": data.plan_summary(train_plan),
+            "plan": asdict(cfg.data),
+            "eval": {k: {"utterances": len(v), "hours": round(v.hours, 3)} for k, v in evals.items()},
+            "espeak_train_bases": list(synth.ESPEAK_TRAIN_BASES),
+            "espeak_train_variants": [v for v in synth.ESPEAK_TRAIN_VARIANTS if v],
+            "espeak_heldout_voices": list(synth.ESPEAK_HELDOUT_VOICES),
+            "festival_train_voices": list(synth.FESTIVAL_TRAIN_VOICES),
+            "flite_heldout_voices": list(synth.FLITE_HELDOUT_VOICES),
+        },
+        "wer": scores,
+        "sherpa_onnx_parity": parity,
+        "pipeline_minutes": round((time.monotonic() - t0) / 60, 1),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    (out / "MODEL_CARD.md").write_text(card.render(metrics), encoding="utf-8")
+    shutil.copy(out / "metrics.json", work / "metrics.json")
+    log.info("bundle written to %s (%d bytes int8) in %.1f min", out, size, (time.monotonic() - t0) / 60)
+    return metrics
+
+
+def _dev_set(evals: dict[str, data.FeatureSet]) -> data.FeatureSet:
+    """Every other utterance of the held-out espeak and flite sets, interleaved."""
+    parts = [evals["espeak_heldout"], evals["flite_heldout"]]
+    feats, items, lens = [], [], []
+    for fs in parts:
+        for i in range(0, len(fs), 2):
+            f = fs.features(i)
+            feats.append(f)
+            lens.append(len(f))
+            items.append(fs.items[i])
+    offsets = np.array([0, *lens], np.int64).cumsum()
+    return data.FeatureSet(np.concatenate(feats), offsets, items)

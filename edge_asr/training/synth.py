@@ -1,0 +1,179 @@
+"""Speech sources: espeak-ng, festival and flite synthesizers, and the asterisk prompts.
+
+Every function returns mono float32 samples at 16 kHz.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import random
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from edge_asr.asr.features import SAMPLE_RATE
+from edge_asr.training.text import normalize
+
+log = logging.getLogger(__name__)
+
+# espeak-ng voices. Held-out ones are never trained on: the whole base voice en-gb-scotland
+# and the variants f4, m5, klatt3 and travis (in any base voice).
+ESPEAK_TRAIN_BASES = (
+    "en-us", "en", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc",
+)  # fmt: skip
+ESPEAK_TRAIN_VARIANTS = (
+    "", "m1", "m2", "m3", "m4", "m6", "m7", "m8", "f1", "f2", "f3", "f5", "klatt", "klatt2",
+    "klatt4", "klatt5", "klatt6", "croak", "adam", "Alex", "Alicia", "Andrea", "Andy", "Annie",
+    "aunty", "belinda", "benjamin", "boris", "caleb", "david", "ed", "edward", "Gene", "iven",
+    "john", "linda", "Lee", "max", "Michael", "Mike", "paul", "pedro", "quincy", "rob",
+    "robert", "steph", "steph2", "norbert", "shelby", "victor", "grandma", "grandpa", "anika",
+    "zac", "Jacky", "Hugo", "Denis", "michel", "sandro",
+)  # fmt: skip
+ESPEAK_HELDOUT_VOICES = (
+    "en-us+f4", "en-gb-scotland+m5", "en+klatt3", "en-us-nyc+travis", "en-gb-scotland",
+)  # fmt: skip
+FESTIVAL_TRAIN_VOICES = ("ked_diphone", "cmu_us_slt_arctic_hts")
+FLITE_HELDOUT_VOICES = ("kal", "kal16", "awb", "rms", "slt")
+
+ASTERISK_DIR = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
+ASTERISK_TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One thing to synthesize (or load): engine, voice, prosody, text, and a seed."""
+
+    engine: str  # espeak | festival | flite | asterisk | noise
+    voice: str  # for asterisk: the prompt's wav path
+    text: str
+    seed: int
+    rate: int = 175  # espeak words per minute
+    pitch: int = 50  # espeak 0..99
+    augment: bool = True
+
+
+def _to_16k(samples: np.ndarray, rate: int) -> np.ndarray:
+    if samples.ndim > 1:
+        samples = samples.mean(axis=1)
+    samples = samples.astype(np.float32)
+    if rate != SAMPLE_RATE:
+        samples = soxr.resample(samples, rate, SAMPLE_RATE).astype(np.float32)
+    return samples
+
+
+def _read_wav(path: Path) -> np.ndarray:
+    samples, rate = sf.read(str(path), dtype="float32", always_2d=False)
+    return _to_16k(samples, rate)
+
+
+def espeak(voice: str, text: str, rate: int, pitch: int, tmp: Path) -> np.ndarray:
+    out = tmp / "espeak.wav"
+    cmd = ["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "-w", str(out), text]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+    return _read_wav(out)
+
+
+def flite(voice: str, text: str, tmp: Path) -> np.ndarray:
+    out = tmp / "flite.wav"
+    subprocess.run(
+        ["flite", "-voice", voice, "-t", text, "-o", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return _read_wav(out)
+
+
+def festival_batch(
+    voice: str, texts: list[str], stretches: list[float], tmp: Path
+) -> list[np.ndarray]:
+    """Synthesize many texts in one festival process (its start-up dominates otherwise)."""
+    lines = [f"(voice_{voice})"]
+    paths = []
+    for i, (text, stretch) in enumerate(zip(texts, stretches, strict=True)):
+        path = tmp / f"fest{i}.wav"
+        paths.append(path)
+        safe = text.replace('"', "").replace("\\", "")
+        lines.append(
+            f"(Parameter.set 'Duration_Stretch {stretch:.3f})"
+            f'(set! u (utt.synth (Utterance Text "{safe}")))'
+            f'(utt.save.wave u "{path}" \'riff)'
+        )
+    script = tmp / "batch.scm"
+    script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    subprocess.run(
+        ["festival", "--batch", str(script)],
+        check=True,
+        capture_output=True,
+        timeout=60 + 5 * len(texts),
+    )
+    out = [_read_wav(p) for p in paths]
+    for p in paths:
+        p.unlink(missing_ok=True)
+    return out
+
+
+def synthesize(utt: Utterance, tmp: Path) -> np.ndarray:
+    """Samples for one utterance (festival is better batched with ``festival_batch``)."""
+    if utt.engine == "espeak":
+        return espeak(utt.voice, utt.text, utt.rate, utt.pitch, tmp)
+    if utt.engine == "flite":
+        return flite(utt.voice, utt.text, tmp)
+    if utt.engine == "festival":
+        return festival_batch(utt.voice, [utt.text], [1.0], tmp)[0]
+    if utt.engine == "asterisk":
+        return _read_wav(Path(utt.voice))
+    if utt.engine == "noise":
+        rng = np.random.default_rng(utt.seed)
+        return np.zeros(int(SAMPLE_RATE * rng.uniform(0.3, 2.5)), np.float32)
+    raise ValueError(f"unknown engine {utt.engine!r}")
+
+
+@dataclass(frozen=True)
+class AsteriskPrompt:
+    name: str
+    path: Path
+    text: str
+
+
+def asterisk_prompts() -> list[AsteriskPrompt]:
+    """Prompts of the real speaker with a normalized transcript; non-speech ones skipped."""
+    if not ASTERISK_TRANSCRIPTS.exists() or not ASTERISK_DIR.exists():
+        log.warning("asterisk sounds not installed: training without real speech")
+        return []
+    prompts = []
+    with gzip.open(ASTERISK_TRANSCRIPTS, "rt", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith(";") or ":" not in line:
+                continue
+            name, raw = line.split(":", 1)
+            raw = raw.strip()
+            if not raw or "[" in raw or "]" in raw:
+                continue
+            path = ASTERISK_DIR / f"{name.strip()}.wav"
+            text = normalize(raw)
+            if path.exists() and text:
+                prompts.append(AsteriskPrompt(name.strip(), path, text))
+    return sorted(prompts, key=lambda p: p.name)
+
+
+def split_asterisk(
+    prompts: list[AsteriskPrompt], seed: int, heldout_fraction: float = 0.2
+) -> tuple[list[AsteriskPrompt], list[AsteriskPrompt]]:
+    """(train, held-out) split of the prompts, fixed by the seed."""
+    order = list(prompts)
+    random.Random(seed + 7919).shuffle(order)
+    n_held = round(len(order) * heldout_fraction)
+    return order[n_held:], order[:n_held]
+
+
+def espeak_train_voice(rng: random.Random) -> str:
+    base = rng.choice(ESPEAK_TRAIN_BASES)
+    variant = rng.choice(ESPEAK_TRAIN_VARIANTS)
+    return f"{base}+{variant}" if variant else base

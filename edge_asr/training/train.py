@@ -1,0 +1,206 @@
+"""CTC training loop: length-bucketed batches, SpecAugment, warmup + cosine LR, checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge_asr.asr.tokens import TokenTable
+from edge_asr.training.data import FeatureSet
+from edge_asr.training.decode import greedy, letter_mask, wer
+from edge_asr.training.model import CtcModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int  # planned updates; the LR schedule ends here
+    max_minutes: float  # stop (and keep the last weights) when training time reaches this
+    batch_frames: int = 16000  # input frames per batch (padded)
+    max_batch: int = 96
+    peak_lr: float = 2e-3
+    warmup: int = 300
+    weight_decay: float = 1e-2
+    grad_clip: float = 5.0
+    spec_augment: bool = True
+    eval_every: int = 500
+    checkpoint_minutes: float = 4.0
+    threads: int = 2
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    train_seconds: float
+    epochs: float
+    final_loss: float
+
+
+def make_batches(lengths: np.ndarray, cfg: TrainConfig, rng: random.Random, ascending: bool) -> list[list[int]]:
+    """Batches of similar length; shuffled unless ``ascending`` (first epoch: short ones first)."""
+    noisy = [(int(n) * rng.uniform(0.95, 1.05), i) for i, n in enumerate(lengths)]
+    order = [i for _, i in sorted(noisy)]
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        longest = max(int(lengths[i]), max((int(lengths[j]) for j in cur), default=0))
+        if cur and (longest * (len(cur) + 1) > cfg.batch_frames or len(cur) >= cfg.max_batch):
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    if not ascending:
+        rng.shuffle(batches)
+    return batches
+
+
+def collate(fs: FeatureSet, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    lens = [int(fs.offsets[i + 1] - fs.offsets[i]) for i in idx]
+    x = np.zeros((len(idx), max(lens), fs.feats.shape[1]), np.float32)
+    for k, i in enumerate(idx):
+        x[k, : lens[k]] = fs.features(i)
+    return torch.from_numpy(x), torch.tensor(lens, dtype=torch.int64)
+
+
+def spec_augment(x: torch.Tensor, lens: torch.Tensor, mean: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Two frequency masks (<= 12 bins) and up to two time masks (<= 5 % each) set to the mean."""
+    x = x.clone()
+    n, _, f = x.shape
+    for b in range(n):
+        t = int(lens[b])
+        for _ in range(2):
+            w = int(torch.randint(0, 13, (1,), generator=gen))
+            f0 = int(torch.randint(0, f - w + 1, (1,), generator=gen))
+            x[b, :t, f0 : f0 + w] = mean[f0 : f0 + w]
+        for _ in range(2):
+            w = int(torch.randint(0, max(1, t // 20) + 1, (1,), generator=gen))
+            t0 = int(torch.randint(0, max(1, t - w + 1), (1,), generator=gen))
+            x[b, t0 : t0 + w] = mean
+    return x
+
+
+def lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.peak_lr * (step + 1) / cfg.warmup
+    return cfg.peak_lr * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def dev_wer(model: CtcModel, dev: FeatureSet, table: TokenTable, limit: int = 150) -> tuple[float, float]:
+    """(greedy, vocabulary-constrained) WER of the torch model on a few dev utterances."""
+    model.eval()
+    mask = letter_mask(table)
+    idx = list(range(min(limit, len(dev))))
+    refs, free, vocab = [], [], []
+    with torch.no_grad():
+        for start in range(0, len(idx), 32):
+            part = idx[start : start + 32]
+            x, lens = collate(dev, part)
+            lp, out_lens = model(x, lens)
+            for k, i in enumerate(part):
+                scores = lp[k, : int(out_lens[k])].numpy()
+                refs.append(dev.items[i]["text"])
+                free.append(greedy(scores, table))
+                vocab.append(greedy(scores, table, mask))
+    model.train()
+    return wer(refs, free), wer(refs, vocab)
+
+
+def _save(path: Path, state: dict[str, object]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def train(
+    model: CtcModel,
+    train_set: FeatureSet,
+    dev: FeatureSet,
+    table: TokenTable,
+    cfg: TrainConfig,
+    checkpoint: Path,
+) -> TrainResult:
+    """Train (resuming from ``checkpoint`` if it exists) until cfg.steps or cfg.max_minutes."""
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    targets = [torch.tensor(table.encode(it["text"]), dtype=torch.int64) for it in train_set.items]
+    lengths = train_set.lengths()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay)
+    ctc = torch.nn.CTCLoss(blank=table.blank_id, reduction="mean", zero_infinity=True)
+    step, epoch, pos, elapsed = 0, 0, 0, 0.0
+    if checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, epoch, pos, elapsed = state["step"], state["epoch"], state["pos"], state["elapsed"]
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resumed from %s at step %d (%.1f min trained)", checkpoint, step, elapsed / 60)
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + step)
+    mean = model.cmvn_mean.detach().clone()
+    model.train()
+    budget = cfg.max_minutes * 60
+    last_ckpt = time.monotonic()
+    t_start = time.monotonic() - elapsed
+    loss_avg = float("nan")
+    batches = make_batches(lengths, cfg, random.Random(cfg.seed * 7919 + epoch), ascending=epoch == 0)
+
+    def state() -> dict[str, object]:
+        return {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "step": step,
+            "epoch": epoch,
+            "pos": pos,
+            "elapsed": elapsed,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    while step < cfg.steps and elapsed < budget:
+        if pos >= len(batches):
+            epoch, pos = epoch + 1, 0
+            batches = make_batches(lengths, cfg, random.Random(cfg.seed * 7919 + epoch), ascending=False)
+        idx = batches[pos]
+        pos += 1
+        x, lens = collate(train_set, idx)
+        if cfg.spec_augment:
+            x = spec_augment(x, lens, mean, gen)
+        ys = [targets[i] for i in idx]
+        y = torch.cat(ys) if ys else torch.zeros(0, dtype=torch.int64)
+        y_lens = torch.tensor([len(t) for t in ys], dtype=torch.int64)
+        lr = lr_at(step, max(step / cfg.steps, elapsed / budget), cfg)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        lp, out_lens = model(x, lens)
+        loss = ctc(lp.transpose(0, 1), y, out_lens, y_lens)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        step += 1
+        elapsed = time.monotonic() - t_start
+        value = float(loss.detach())
+        loss_avg = value if math.isnan(loss_avg) else 0.98 * loss_avg + 0.02 * value
+        if step % 50 == 0:
+            log.info(
+                "step %d epoch %d loss %.3f (avg %.3f) lr %.2e batch %dx%d %.1f min",
+                step, epoch, value, loss_avg, lr, x.shape[0], x.shape[1], elapsed / 60,
+            )  # fmt: skip
+        if step % cfg.eval_every == 0:
+            g_wer, v_wer = dev_wer(model, dev, table)
+            log.info("step %d dev WER greedy %.1f %% vocab %.1f %%", step, g_wer, v_wer)
+        if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
+            _save(checkpoint, state())
+            last_ckpt = time.monotonic()
+    _save(checkpoint, state())
+    g_wer, v_wer = dev_wer(model, dev, table)
+    log.info("training done: step %d, %.1f min, dev WER greedy %.1f %% vocab %.1f %%", step, elapsed / 60, g_wer, v_wer)
+    return TrainResult(step, elapsed, epoch + pos / max(len(batches), 1), loss_avg)
