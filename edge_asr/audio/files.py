@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def read_audio(path: Path | str, max_duration_s: float = DEFAULT_MAX_DURATION_S)
     duration = info.frames / info.samplerate
     if duration > max_duration_s:
         raise AudioError(
-            f"{path}: {duration:.0f} s long, more than the {max_duration_s:.0f} s limit"
+            f"{path}: {duration:.1f} s long, more than the {max_duration_s:g} s limit"
         )
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
@@ -66,5 +67,7 @@ def read_audio(path: Path | str, max_duration_s: float = DEFAULT_MAX_DURATION_S)
 
 
 def _reason(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[-1] if text else type(error).__name__
+    """libsndfile's complaint without the path it repeats."""
+    lines = str(error).strip().splitlines()
+    text = lines[-1] if lines else type(error).__name__
+    return re.sub(r"^Error opening .*?: ", "", text).rstrip(".")

@@ -29,7 +29,10 @@ def add_parser(subparsers: Any) -> None:
         help="reject files longer than this (default: 3600)",
     )
     parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bar, even for many files"
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: for several files on a terminal)",
     )
     parser.set_defaults(func=run)
 
@@ -90,10 +93,11 @@ def run(args: argparse.Namespace) -> int:
 
     failed = 0
     many = len(args.files) > 1
+    show_progress = args.progress if args.progress is not None else many and sys.stderr.isatty()
     bar = tqdm(
         args.files,
         unit="file",
-        disable=args.no_progress or not many,
+        disable=not show_progress,
         file=sys.stderr,
         leave=False,
     )

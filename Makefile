@@ -1,0 +1,50 @@
+# edge-asr: `make run` starts the daemon on the default microphone; `make test` runs all tests.
+# Both install what is missing first (Debian packages via apt, Python packages into .venv).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Runtime needs: PortAudio for the microphone, libsndfile for files, a local MQTT broker.
+APT_RUN := python3-venv libportaudio2 libsndfile1 mosquitto mosquitto-clients
+# Tests also speak (espeak-ng) into a virtual microphone (PulseAudio null sink).
+APT_TEST := $(APT_RUN) espeak-ng pulseaudio pulseaudio-utils libasound2-plugins sox
+
+.PHONY: run test lint typecheck check deps-run deps-test clean help
+
+help:
+	@echo "make run    - start edge-asr on the default microphone, publishing to MQTT"
+	@echo "make test   - lint, type-check and run the whole test suite"
+
+deps-run:
+	@deploy/install-deps.sh $(APT_RUN)
+
+deps-test:
+	@deploy/install-deps.sh $(APT_TEST)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test,train]'
+	@touch $@ $(VENV)/.run-installed
+
+run: deps-run $(VENV)/.run-installed
+	@deploy/run-local.sh
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check edge_asr tests benchmarks
+	$(BIN)/ruff format --check edge_asr tests benchmarks
+
+typecheck: $(VENV)/.test-installed
+	$(BIN)/mypy edge_asr
+
+test: deps-test $(VENV)/.test-installed lint typecheck
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
