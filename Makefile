@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 # Runtime needs: PortAudio for the microphone, libsndfile for files, a local MQTT broker.
 APT_RUN := python3-venv libportaudio2 libsndfile1 mosquitto mosquitto-clients
 # Tests also speak (espeak-ng) into a virtual microphone (PulseAudio null sink).
-APT_TEST := $(APT_RUN) espeak-ng pulseaudio pulseaudio-utils libasound2-plugins sox
+# systemd-python builds from source: it needs libsystemd-dev, pkg-config and a compiler.
+APT_TEST := $(APT_RUN) espeak-ng pulseaudio pulseaudio-utils libasound2-plugins sox \
+	libsystemd-dev pkg-config gcc python3-dev
 
 .PHONY: run test lint typecheck check deps-run deps-test clean help
 

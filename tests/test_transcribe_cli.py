@@ -195,7 +195,10 @@ def test_bad_model_folder_exits_2_with_one_line(tmp_path: Path) -> None:
     path = speak("stop", tmp_path / "a.wav")
     result = transcribe("--model", tmp_path / "nope", path)
     assert result.returncode == 2
-    assert result.stderr.strip() == f"edge-asr: error: model bundle {tmp_path / 'nope'}: not a directory"
+    assert (
+        result.stderr.strip()
+        == f"edge-asr: error: model bundle {tmp_path / 'nope'}: not a directory"
+    )
 
 
 def test_bad_sentences_file_exits_2(tmp_path: Path) -> None:
