@@ -84,3 +84,18 @@ def test_unreadable_sentences_file_is_a_grammar_error(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(GrammarError, match="cannot read"):
         load_sentences(binary)
+
+
+def test_example_sentences_file_uses_only_built_in_words() -> None:
+    root = Path(__file__).resolve().parent.parent
+    graph = load_sentences(root / "config" / "sentences.example.ini")
+    vocabulary_file = root / "edge_asr" / "training" / "data" / "vocabulary.txt"
+    vocabulary = {
+        word
+        for line in vocabulary_file.read_text().splitlines()
+        if not line.startswith("#")
+        for word in line.split()
+    }
+    assert graph.words <= vocabulary, graph.words - vocabulary
+    assert graph.accepts("set the thermostat to twenty one degrees".split())
+    assert set(graph.finals.values()) >= {"switch", "timer", "media", "answer"}
