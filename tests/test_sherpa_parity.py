@@ -12,12 +12,12 @@ import onnx
 import pytest
 import soundfile as sf
 from onnx import TensorProto, helper
+from speech import HELDOUT_ESPEAK_VOICES, speak
 
 from edge_asr.asr.bundle import BUILTIN_MODEL_DIR
 from edge_asr.asr.decoding import greedy
 from edge_asr.asr.features import compute_fbank
 from edge_asr.asr.recognizer import Recognizer
-from speech import HELDOUT_ESPEAK_VOICES, speak
 
 pytestmark = pytest.mark.timeout(180)
 SHERPA = Path(__file__).with_name("sherpa_decode.py")
@@ -59,7 +59,7 @@ def test_greedy_transcripts_tokens_and_timestamps_match(wavs: list[Path]) -> Non
     reference = sherpa(
         BUILTIN_MODEL_DIR / "model.int8.onnx", BUILTIN_MODEL_DIR / "tokens.txt", wavs
     )
-    for wav, ref in zip(wavs, reference):
+    for wav, ref in zip(wavs, reference, strict=True):
         samples, rate = sf.read(str(wav), dtype="float32")
         ours = recognizer.transcribe(samples, rate)
         assert ours.text == " ".join(str(ref["text"]).split()), wav
@@ -101,7 +101,7 @@ def test_features_match_sherpa_frame_by_frame(tmp_path: Path, wavs: list[Path]) 
     tokens = tmp_path / "tokens.txt"
     tokens.write_text("<blk> 0\n" + "".join(f"b{i} {i + 1}\n" for i in range(80)))
     reference = sherpa(model, tokens, wavs)
-    for wav, ref in zip(wavs, reference):
+    for wav, ref in zip(wavs, reference, strict=True):
         samples, rate = sf.read(str(wav), dtype="float32")
         feats = compute_fbank(samples)
         scores = np.concatenate([np.full((len(feats), 1), -1e9, np.float32), feats], axis=1)

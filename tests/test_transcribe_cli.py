@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from speech import HELDOUT_ESPEAK_VOICES, speak
 
 pytestmark = pytest.mark.timeout(120)
@@ -69,10 +68,14 @@ def test_held_out_voices_are_recognized_within_the_wer_goal(
     result = transcribe("--json", *(p for _, p in heldout_commands), check=True)
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["file"] for r in records] == [str(p) for _, p in heldout_commands]
-    errors = sum(word_errors(t, r["text"]) for (t, _), r in zip(heldout_commands, records))
+    errors = sum(
+        word_errors(t, r["text"]) for (t, _), r in zip(heldout_commands, records, strict=True)
+    )
     words = sum(len(t.split()) for t, _ in heldout_commands)
     wer = errors / words
-    report = "\n".join(f"{t!r} -> {r['text']!r}" for (t, _), r in zip(heldout_commands, records))
+    report = "\n".join(
+        f"{t!r} -> {r['text']!r}" for (t, _), r in zip(heldout_commands, records, strict=True)
+    )
     assert wer <= 0.15, f"WER {wer:.1%}\n{report}"
 
 
@@ -179,7 +182,7 @@ def test_every_bad_file_gets_one_line_and_the_rest_still_run(tmp_path: Path) -> 
     assert result.stdout.strip() == f"{good}: stop the alarm"
     lines = result.stderr.strip().splitlines()
     assert len(lines) == len(bad), result.stderr
-    for (path, expect), line in zip(bad.values(), lines):
+    for (path, expect), line in zip(bad.values(), lines, strict=True):
         assert line.startswith(f"edge-asr: error: {path}"), line
         assert expect in line, line
     assert "Traceback" not in result.stderr
