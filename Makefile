@@ -11,11 +11,12 @@ APT_RUN := python3-venv libportaudio2 libsndfile1 mosquitto mosquitto-clients
 APT_TEST := $(APT_RUN) espeak-ng pulseaudio pulseaudio-utils libasound2-plugins sox \
 	libsystemd-dev pkg-config gcc python3-dev
 
-.PHONY: run test lint typecheck check deps-run deps-test clean help
+.PHONY: run test bench lint typecheck check deps-run deps-test clean help
 
 help:
 	@echo "make run    - start edge-asr on the default microphone, publishing to MQTT"
 	@echo "make test   - lint, type-check and run the whole test suite"
+	@echo "make bench  - benchmark against sherpa-onnx, the floor and pocketsphinx; prints a table"
 
 deps-run:
 	@deploy/install-deps.sh $(APT_RUN)
@@ -47,6 +48,13 @@ typecheck: $(VENV)/.test-installed
 
 test: deps-test $(VENV)/.test-installed lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test,bench]'
+	@touch $@
+
+bench: deps-test $(VENV)/.bench-installed
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
