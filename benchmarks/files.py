@@ -149,9 +149,7 @@ def sherpa_engine() -> Transcriber:
 
 def pocketsphinx_engine(words: list[str]) -> Transcriber:
     """pocketsphinx's bundled en-us model with a JSGF grammar of 1..8 vocabulary words."""
-    from pocketsphinx import Decoder
-
-    from pocketsphinx import get_model_path
+    from pocketsphinx import Decoder, get_model_path
 
     folder = Path(tempfile.mkdtemp())
     grammar = folder / "commands.gram"
@@ -214,7 +212,7 @@ def run_files(
 ) -> list[EngineResult]:
     best = {name: float("inf") for name in engines}
     texts: dict[str, list[str]] = {}
-    for name, engine in engines.items():
+    for engine in engines.values():
         engine(clips[0].samples)  # warm up
     for _ in range(rounds):
         for name, engine in engines.items():
