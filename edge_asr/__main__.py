@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "transcribe": "edge_asr.cli.transcribe",
     "run": "edge_asr.cli.run",
     "devices": "edge_asr.cli.devices",
+    "health": "edge_asr.cli.health",
 }
 
 
