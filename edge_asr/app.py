@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from edge_asr.audio.capture import AudioSource
-from edge_asr.audio.vad import Endpointer, PartialAudio, Utterance
+from edge_asr.audio.vad import Endpointer, GatedVad, PartialAudio, Utterance
 from edge_asr.mqtt.payloads import ModelInfo, PartialMessage, TranscriptMessage
 from edge_asr.service.state import SequenceCounter
 
@@ -212,8 +212,10 @@ class Daemon:
         worker: RecognitionWorker,
         sinks: list[TranscriptSink],
         partials: bool = True,
+        vad: GatedVad | None = None,
     ) -> None:
         self._source = source
+        self._vad = vad
         self._endpointer = endpointer
         self._worker = worker
         self._sinks = sinks
@@ -257,6 +259,13 @@ class Daemon:
         if last is not None:
             self._worker.submit_final(last)
         self._report_overruns(force=True)
+        if self._vad is not None and self._vad.frames:
+            log.info(
+                "VAD model ran on %d of %d frames (%.1f %%; the rest were below the energy gate)",
+                self._vad.model_runs,
+                self._vad.frames,
+                100.0 * self._vad.model_runs / self._vad.frames,
+            )
         self._worker.close(DRAIN_TIMEOUT_S)
         for sink in self._sinks:
             try:
@@ -319,10 +328,11 @@ def build_daemon(settings: Settings, stdout: TextIO | None = None) -> Daemon:
         sinks.append(MqttPublisher(settings.mqtt, topics))
     if settings.output.stdout and stdout is not None:
         sinks.append(StdoutSink(stdout))
+    vad = make_gated_vad(settings.vad)
     endpointer = Endpointer(
         settings.vad,
-        make_gated_vad(settings.vad),
+        vad,
         partial_interval_ms=rec.partial_interval_ms if rec.partials else None,
     )
     worker = RecognitionWorker(recognizer, sinks, sequence, settings.site_id, rec.queue_size)
-    return Daemon(source, endpointer, worker, sinks, partials=rec.partials)
+    return Daemon(source, endpointer, worker, sinks, partials=rec.partials, vad=vad)

@@ -110,21 +110,21 @@ def _write_blank_bundle(directory: Path) -> Path:
 
 
 @dataclass(frozen=True)
-class TestModel:
+class ModelUnderTest:
     path: Path
     real: bool  # a trained model (transcript content can be checked)
 
 
 @pytest.fixture(scope="session")
-def test_model(tmp_path_factory: pytest.TempPathFactory) -> TestModel:
+def test_model(tmp_path_factory: pytest.TempPathFactory) -> ModelUnderTest:
     """EDGE_ASR_TEST_MODEL_DIR, else the built-in bundle, else an always-blank bundle."""
     configured = os.environ.get("EDGE_ASR_TEST_MODEL_DIR")
     if configured:
-        return TestModel(Path(configured), real=True)
+        return ModelUnderTest(Path(configured), real=True)
     if any((BUILTIN_MODEL / name).is_file() for name in ("model.int8.onnx", "model.onnx")):
-        return TestModel(BUILTIN_MODEL, real=True)
+        return ModelUnderTest(BUILTIN_MODEL, real=True)
     pytest.importorskip("onnx", reason="onnx is needed to build the stand-in test model")
-    return TestModel(_write_blank_bundle(tmp_path_factory.mktemp("blank-model")), real=False)
+    return ModelUnderTest(_write_blank_bundle(tmp_path_factory.mktemp("blank-model")), real=False)
 
 
 # --- mosquitto ------------------------------------------------------------------------
@@ -463,7 +463,7 @@ class Daemon:
 
 
 @pytest.fixture
-def daemon_factory(tmp_path: Path, test_model: TestModel) -> Iterator[Callable[..., Daemon]]:
+def daemon_factory(tmp_path: Path, test_model: ModelUnderTest) -> Iterator[Callable[..., Daemon]]:
     """``daemon_factory(*args, broker=…, pulse=…, state_dir=…, env=…)`` → a Daemon (not started).
 
     The environment is clean of EDGE_ASR_* settings except those given; the model is the test
