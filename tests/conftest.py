@@ -198,6 +198,7 @@ class Received:
     topic: str
     payload: bytes
     retain: bool
+    qos: int  # as delivered: min(published QoS, the subscription's QoS 1)
     at: float
 
     def json(self) -> Any:
@@ -230,7 +231,9 @@ class Subscriber:
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         with self._lock:
-            self.messages.append(Received(msg.topic, msg.payload, msg.retain, time.monotonic()))
+            self.messages.append(
+                Received(msg.topic, msg.payload, msg.retain, msg.qos, time.monotonic())
+            )
             self._lock.notify_all()
 
     def on(self, suffix: str) -> list[Received]:
@@ -252,6 +255,9 @@ class Subscriber:
                     )
                 self._lock.wait(left)
             return found
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        self._client.publish(topic, payload, qos=qos).wait_for_publish(10)
 
     def close(self) -> None:
         self._client.disconnect()

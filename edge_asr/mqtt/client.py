@@ -11,6 +11,7 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -111,6 +112,7 @@ class MqttPublisher:
         # mids the broker acknowledged (or paho sent, for QoS 0); capped, as nobody waits for most.
         self._acked: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._acked_changed = threading.Condition()
+        self._handlers: dict[str, Callable[[str, bytes], None]] = {}
         self._sender = threading.Thread(target=self._send_finals, name="mqtt-sender", daemon=True)
         self._client = self._make_client()
 
@@ -135,6 +137,7 @@ class MqttPublisher:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         return client
 
     @property
@@ -152,6 +155,21 @@ class MqttPublisher:
         self._client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
         self._client.loop_start()
         self._sender.start()
+
+    def subscribe(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
+        """Call ``handler(topic, payload)`` for messages matching ``topic_filter`` (QoS 1).
+
+        Subscriptions are (re)made on every connect, so they survive broker restarts. The
+        handler runs in paho's network thread: it must be quick and must not block.
+        """
+        self._handlers[topic_filter] = handler
+        if self._connected.is_set():
+            self._client.subscribe(topic_filter, qos=1)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Publish any message now (dropped while disconnected, e.g. request responses)."""
+        if self._connected.is_set():
+            self._client.publish(topic, payload, qos=qos, retain=retain)
 
     def publish_final(self, message: TranscriptMessage) -> None:
         self._spool.put(self._topics.transcript, message.to_json())
@@ -193,6 +211,8 @@ class MqttPublisher:
             log.warning("MQTT: broker refused the connection: %s", reason_code)
             return
         log.info("MQTT: connected to %s:%d", self._settings.host, self._settings.port)
+        for topic_filter in list(self._handlers):
+            client.subscribe(topic_filter, qos=1)
         client.publish(self._topics.status, _status("online"), qos=QOS_STATUS, retain=True)
         self._connected.set()
 
@@ -222,6 +242,14 @@ class MqttPublisher:
             while len(self._acked) > _MAX_ACKED:
                 self._acked.popitem(last=False)
             self._acked_changed.notify_all()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        for topic_filter, handler in list(self._handlers.items()):
+            if mqtt.topic_matches_sub(topic_filter, message.topic):
+                try:
+                    handler(message.topic, bytes(message.payload))
+                except Exception:  # a handler bug must not kill paho's network thread
+                    log.exception("MQTT: handler for %s failed", message.topic)
 
     def _wait_acked(self, mid: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
