@@ -138,12 +138,15 @@ class Broker:
     directory: Path
     host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
+    extra_config: str = ""  # more listeners etc.; per_listener_settings is on
 
     def start(self) -> None:
         conf = self.directory / "mosquitto.conf"
+        # As root, mosquitto switches to the 'mosquitto' user, which cannot read our temp files.
+        user = "user root\n" if os.geteuid() == 0 else ""
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "log_dest stderr\n",
+            f"{user}per_listener_settings true\npersistence false\nlog_dest stderr\n"
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{self.extra_config}",
             encoding="utf-8",
         )
         log = open(self.directory / "mosquitto.log", "ab")  # noqa: SIM115 - closed with proc

@@ -182,7 +182,8 @@ class MqttPublisher:
     def close(self, timeout: float = 5.0) -> None:
         """Send what is spooled (up to ``timeout``), mark the site offline, disconnect."""
         deadline = time.monotonic() + timeout
-        while len(self._spool) and self._connected.is_set() and time.monotonic() < deadline:
+        # Wait even while disconnected: the connection may be about to come (back).
+        while len(self._spool) and time.monotonic() < deadline:
             time.sleep(0.05)
         self._stopping.set()
         left = len(self._spool)
