@@ -289,7 +289,7 @@ class Pulse:
     """A private PulseAudio whose null sink ``vsink`` (16 kHz mono) is the default mic."""
 
     runtime_dir: Path
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -297,6 +297,45 @@ class Pulse:
             "PULSE_SERVER": f"unix:{self.runtime_dir}/pulse/native",
             "XDG_RUNTIME_DIR": str(self.runtime_dir),
         }
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "XDG_RUNTIME_DIR": str(self.runtime_dir),
+            "HOME": str(self.runtime_dir),
+        }
+        with open(self.runtime_dir / "pulse.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    "pulseaudio",
+                    "--daemonize=no",
+                    "--system=no",
+                    "--exit-idle-time=-1",
+                    "-n",
+                    "--use-pid-file=no",
+                    "--load=module-native-protocol-unix auth-anonymous=1",
+                    "--load=module-null-sink sink_name=vsink format=s16le rate=16000 channels=1",
+                ],
+                env=env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        if not wait_until(self._ready, timeout=15, interval=0.2):
+            log_text = (self.runtime_dir / "pulse.log").read_text(errors="replace")
+            self.stop()
+            pytest.fail("private PulseAudio did not start: " + log_text)
+
+    def _ready(self) -> bool:
+        info = subprocess.run(
+            ["pactl", "info"], env={**os.environ, **self.env}, capture_output=True, timeout=5
+        )
+        return info.returncode == 0
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_process(self.proc)
+            self.proc = None
 
     def play(self, wav: Path, timeout: float = 30.0) -> None:
         """Play a WAV into the virtual microphone; returns when playback ended."""
@@ -310,51 +349,18 @@ class Pulse:
 
 @pytest.fixture
 def pulse() -> Iterator[Pulse]:
-    for tool in ("pulseaudio", "paplay"):
+    """A running private PulseAudio (stopped, and its folder removed, afterwards)."""
+    for tool in ("pulseaudio", "paplay", "pactl"):
         if not shutil.which(tool):
             pytest.skip(f"{tool} is not installed")
     # Short path: unix socket paths are limited to ~100 characters.
-    runtime = Path(tempfile.mkdtemp(prefix="pa-"))
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HOME": str(runtime)}
-    log = open(runtime / "pulse.log", "ab")  # noqa: SIM115 - closed right after Popen
-    proc = subprocess.Popen(
-        [
-            "pulseaudio",
-            "--daemonize=no",
-            "--system=no",
-            "--exit-idle-time=-1",
-            "-n",
-            "--use-pid-file=no",
-            "--load=module-native-protocol-unix auth-anonymous=1",
-            "--load=module-null-sink sink_name=vsink format=s16le rate=16000 channels=1",
-        ],
-        env=env,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
-    log.close()
-    server = Pulse(runtime, proc)
+    server = Pulse(Path(tempfile.mkdtemp(prefix="pa-")))
     try:
-        ready = wait_until(
-            lambda: (
-                subprocess.run(
-                    ["pactl", "info"],
-                    env={**os.environ, **server.env},
-                    capture_output=True,
-                    timeout=5,
-                ).returncode
-                == 0
-            ),
-            timeout=15,
-            interval=0.2,
-        )
-        if not ready:
-            pytest.fail("private PulseAudio did not start: " + (runtime / "pulse.log").read_text())
+        server.start()
         yield server
     finally:
-        _stop_process(proc)
-        shutil.rmtree(runtime, ignore_errors=True)
+        server.stop()
+        shutil.rmtree(server.runtime_dir, ignore_errors=True)
 
 
 # --- speech ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Broker, Daemon, ModelUnderTest, Pulse, Subscriber, write_wav
+from conftest import Broker, Daemon, ModelUnderTest, Pulse, Subscriber, wait_until, write_wav
 
 from edge_asr.mqtt.payloads import PartialMessage, StatusMessage, TranscriptMessage
 
@@ -199,3 +199,24 @@ def test_without_an_input_device_the_daemon_lists_devices_and_shows_the_file_sou
     assert "No audio input device found" in log
     assert "Input devices:" in log and "--source file:" in log
     assert "Traceback" not in log
+
+
+@pytest.mark.timeout(150)
+def test_capture_recovers_after_the_audio_server_restarts(
+    broker: Broker,
+    pulse: Pulse,
+    subscriber_factory: Callable[..., Subscriber],
+    daemon_factory: Callable[..., Daemon],
+    make_speech: Callable[..., Path],
+) -> None:
+    sub = subscriber_factory(broker)
+    daemon = _start(daemon_factory, broker, pulse)
+    pulse.stop()
+    daemon.wait_for_log("stopped delivering audio; reopening", timeout=30)
+    pulse.start()
+    assert wait_until(lambda: daemon.log.count("capturing from device") >= 2, timeout=30)
+    time.sleep(2.0)  # the first callbacks of a fresh server can take ~2 s
+    pulse.play(make_speech("turn on the kitchen light"))
+    (final,) = sub.wait_for("transcript", timeout=30)
+    assert final.json()["seq"] == 1
+    assert daemon.stop() == 0
