@@ -143,11 +143,17 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        if daemon.stopping:
-            log.warning("second %s: exiting now", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if not daemon.stopping:
+            log.info("%s: finishing the current utterance and stopping", name)
+            daemon.request_stop()
+        elif signum == signal.SIGINT:
+            # A second Ctrl-C means "now". A TERM while stopping (a wrapper script passing
+            # on the first Ctrl-C, or systemd) must not cut the graceful stop short.
+            log.warning("second SIGINT: exiting now")
             os._exit(128 + signum)
-        log.info("%s: finishing the current utterance and stopping", signal.Signals(signum).name)
-        daemon.request_stop()
+        else:
+            log.info("%s: already stopping", name)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
