@@ -157,7 +157,7 @@ class RecognitionWorker:
         transcript = self._recognizer.transcribe(utterance.samples, utterance.sample_rate)
         message = TranscriptMessage(
             text=transcript.text,
-            confidence=transcript.confidence,
+            confidence=round(transcript.confidence, 4),
             utterance_id=utterance.id,
             seq=self._sequence.next(),
             site_id=self._site_id,

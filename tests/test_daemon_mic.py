@@ -3,7 +3,10 @@ as a subprocess, mosquitto, and an MQTT subscriber checking what arrives."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -11,7 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Broker, Daemon, ModelUnderTest, Pulse, Subscriber, wait_until, write_wav
+from conftest import (
+    REPO,
+    Broker,
+    Daemon,
+    ModelUnderTest,
+    Pulse,
+    Subscriber,
+    wait_until,
+    write_wav,
+)
 
 from edge_asr.mqtt.payloads import PartialMessage, StatusMessage, TranscriptMessage
 
@@ -220,3 +232,18 @@ def test_capture_recovers_after_the_audio_server_restarts(
     (final,) = sub.wait_for("transcript", timeout=30)
     assert final.json()["seq"] == 1
     assert daemon.stop() == 0
+
+
+@pytest.mark.timeout(60)
+def test_devices_lists_input_devices_with_their_native_rate(pulse: Pulse) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_asr", "devices"],
+        env={**os.environ, **pulse.env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    default = [line for line in lines if line.startswith("*")]
+    assert len(default) == 1 and "Hz" in default[0]

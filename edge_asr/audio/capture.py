@@ -124,7 +124,7 @@ def describe_devices(devices: list[InputDevice]) -> str:
     """Lines like ``* 1  default (ALSA)  32 ch  44100 Hz``; '*' marks the default."""
     if not devices:
         return "  (no input devices found)"
-    return "\n".join(
+    return "  index  name (host API)  channels  native rate   (* = default)\n" + "\n".join(
         f"{'*' if d.is_default else ' '} {d.index:>2}  {d.name} ({d.host_api})  "
         f"{d.channels} ch  {d.default_rate} Hz"
         for d in devices
