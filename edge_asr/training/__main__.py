@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("work/train"), help="cache and checkpoint folder")
     parser.add_argument(
-        "--max-minutes", type=float, default=50.0, help="training time budget (data, export and eval not counted)"
+        "--max-minutes", type=float, default=60.0, help="training time budget (data, export and eval not counted)"
     )
     args = parser.parse_args(argv)
 

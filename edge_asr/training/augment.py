@@ -106,8 +106,10 @@ class Augmenter:
         if peak > 0:
             x = x / peak * 0.5
         speech_rms = _rms(x) if len(x) else 0.05
-        head = int(SAMPLE_RATE * rng.uniform(*self.pad_s))
-        tail = int(SAMPLE_RATE * rng.uniform(*self.pad_s))
+        # Skewed towards short pads (mean ~0.4 s): long silences cost training time, teach little.
+        lo, hi = self.pad_s
+        head = int(SAMPLE_RATE * (lo + (hi - lo) * rng.random() ** 2))
+        tail = int(SAMPLE_RATE * (lo + (hi - lo) * rng.random() ** 2))
         x = np.concatenate([np.zeros(head, np.float32), x, np.zeros(tail, np.float32)])
         if rng.random() < self.p_noise or speech_rms == 0.0:
             snr = rng.uniform(*self.snr_db)

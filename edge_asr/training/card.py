@@ -102,7 +102,7 @@ work folder only), int8 {model['int8_bytes'] / 1e6:.2f} MB.
 ### Augmentation (training only)
 Speed perturbation 0.9–1.1 (p 0.6, soxr resampling, also shifts pitch); synthetic exponentially decaying
 room impulse responses RT60 0.15–0.8 s (p 0.3); telephone band (8 kHz and back, p 0.15; asterisk audio already is);
-0.1–1 s of silence at both ends; additive white/pink/brown/mains-hum/babble noise at 5–30 dB SNR (p 0.75);
+0.1–1 s of silence at both ends (skewed short, mean ≈ 0.4 s); additive white/pink/brown/mains-hum/babble noise at 5–30 dB SNR (p 0.75);
 gain −20…+6 dB without clipping; SpecAugment (2 frequency masks ≤ 12 bins, 2 time masks ≤ 5 %).
 
 ### Held out (never trained on)
@@ -115,7 +115,7 @@ gain −20…+6 dB without clipping; SpecAugment (2 frequency masks ≤ 12 bins,
 
 ## Training
 AdamW (peak LR 2e-3, weight decay 0.01, 300 warmup steps, cosine decay over the planned steps or the time budget,
-whichever ends first), CTC loss, batches of similar length (≤ 16,000 frames), shortest first in the first epoch,
+whichever ends first), CTC loss, batches of similar length (≤ 10,000 frames, ≤ 64 utterances), shortest first in the first epoch,
 gradient clipping 5. Seed {seed}, torch {tr['torch']}, {tr['threads']} CPU threads.
 {tr['steps']:,} updates (planned {tr['planned_steps']:,}, budget {tr['max_minutes']:g} min), {tr['epochs']} epochs,
 {tr['train_minutes']} training minutes; data synthesis and features {tr['data_minutes']} minutes; whole pipeline

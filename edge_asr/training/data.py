@@ -239,8 +239,8 @@ def build(
     offsets = np.array([0] + [len(f) for f in feats], np.int64).cumsum()
     fs = FeatureSet(np.concatenate(feats), offsets, items, audio if keep_audio else None)
     fs.save(folder)
-    counts = (
-        Counter(m["group"] for m in items) if not keep_audio else Counter(m["voice"] for m in items)
+    counts = Counter(
+        m["group"] if m["engine"] == "asterisk" or not keep_audio else m["voice"] for m in items
     )
     log.info(
         "%s: %d utterances, %.2f h in %.0f s: %s",

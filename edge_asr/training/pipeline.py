@@ -49,7 +49,7 @@ def full_config(seed: int, max_minutes: float) -> RunConfig:
             eval_per_voice=60,
             eval_train_voices=200,
         ),
-        train=TrainConfig(steps=6000, max_minutes=max_minutes, seed=seed),
+        train=TrainConfig(steps=8000, max_minutes=max_minutes, seed=seed),
         conv_channels=32,
         hidden=192,
     )

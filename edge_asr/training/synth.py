@@ -154,7 +154,8 @@ def asterisk_prompts() -> list[AsteriskPrompt]:
                 continue
             name, raw = line.split(":", 1)
             raw = raw.strip()
-            if not raw or "[" in raw or "]" in raw:
+            # Bracketed or parenthesized lines describe non-speech ("[beep tone]", "(1 second of silence)").
+            if not raw or any(c in raw for c in "[]()"):
                 continue
             path = ASTERISK_DIR / f"{name.strip()}.wav"
             text = normalize(raw)

@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     steps: int  # planned updates; the LR schedule ends here
     max_minutes: float  # stop (and keep the last weights) when training time reaches this
-    batch_frames: int = 16000  # input frames per batch (padded)
-    max_batch: int = 96
+    batch_frames: int = 10000  # input frames per batch (padded); small batches = more updates
+    max_batch: int = 64
     peak_lr: float = 2e-3
     warmup: int = 300
     weight_decay: float = 1e-2
