@@ -8,13 +8,14 @@ end of a file) finishes the utterance in progress, drains the worker, marks the 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from edge_asr.audio.capture import AudioSource
+from edge_asr.audio.capture import AudioBlock, AudioSource
 from edge_asr.audio.vad import Endpointer, GatedVad, PartialAudio, Utterance
 from edge_asr.mqtt.payloads import ModelInfo, PartialMessage, TranscriptMessage
 from edge_asr.service.state import SequenceCounter
@@ -237,22 +238,26 @@ class Daemon:
         for sink in self._sinks:
             sink.start()
         self._worker.start()
-        first = True
         try:
-            for block in self._source.blocks():
-                if first:
-                    log.info("listening (first audio received)")
-                    first = False
-                for event in self._endpointer.feed(block):
-                    if isinstance(event, Utterance):
-                        self._worker.submit_final(event)
-                    elif self._partials:
-                        self._worker.submit_partial(event)
-                self._report_overruns()
-                if self._stop.is_set():
-                    break
+            with contextlib.closing(self._source.blocks()) as blocks:
+                self._consume(blocks)
         finally:
             self._shutdown()
+
+    def _consume(self, blocks: Generator[AudioBlock, None, None]) -> None:
+        first = True
+        for block in blocks:
+            if first:
+                log.info("listening (first audio received)")
+                first = False
+            for event in self._endpointer.feed(block):
+                if isinstance(event, Utterance):
+                    self._worker.submit_final(event)
+                elif self._partials:
+                    self._worker.submit_partial(event)
+            self._report_overruns()
+            if self._stop.is_set():
+                return
 
     def _shutdown(self) -> None:
         last = self._endpointer.flush()

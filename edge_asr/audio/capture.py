@@ -14,7 +14,7 @@ import select
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -46,7 +46,7 @@ class AudioSource(Protocol):
     def overruns(self) -> int:
         """Blocks lost because the reader fell behind (0 for sources that wait)."""
 
-    def blocks(self) -> Iterator[AudioBlock]:
+    def blocks(self) -> Generator[AudioBlock, None, None]:
         """Blocks until the input ends or ``stop()`` is called."""
 
     def stop(self) -> None:
@@ -223,7 +223,7 @@ class MicSource:
         stream.start()
         return stream
 
-    def blocks(self) -> Iterator[AudioBlock]:
+    def blocks(self) -> Generator[AudioBlock, None, None]:
         import sounddevice as sd
 
         attempt = 0
@@ -261,7 +261,7 @@ class MicSource:
                 )
                 self._stopped.wait(_REOPEN_DELAYS_S[0])
 
-    def _read(self, stream: Any) -> Iterator[AudioBlock]:
+    def _read(self, stream: Any) -> Generator[AudioBlock, None, None]:
         resample = _Resampler(self._rate)
         while not self._stopped.is_set():
             try:
@@ -322,7 +322,7 @@ class FileSource:
     def stop(self) -> None:
         self._stopped.set()
 
-    def blocks(self) -> Iterator[AudioBlock]:
+    def blocks(self) -> Generator[AudioBlock, None, None]:
         import soundfile as sf
 
         resample = _Resampler(self._rate)
@@ -371,7 +371,7 @@ class StdinSource:
     def stop(self) -> None:
         self._stopped.set()
 
-    def blocks(self) -> Iterator[AudioBlock]:
+    def blocks(self) -> Generator[AudioBlock, None, None]:
         resample = _Resampler(self._rate)
         fd = self._stream.fileno()
         pending = b""

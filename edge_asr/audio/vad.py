@@ -32,6 +32,7 @@ _CONTEXT = 64  # samples of the previous frame Silero wants in front of each fra
 _RESET_AFTER_GATED = 16  # frames (~0.5 s) below the gate before the model state is reset
 _RELEASE_MARGIN = 0.15  # default hysteresis, as in Silero's own VADIterator
 
+EndReason = Literal["silence", "max_length", "end_of_stream"]
 FrameClassifier = Callable[[np.ndarray], float]
 """Speech probability (0..1) of one FRAME-sample float32 frame."""
 
@@ -118,7 +119,7 @@ class Utterance:
     sample_rate: int
     started_at: datetime  # UTC, time of the first sample
     ended_at: datetime  # UTC, time of the last sample
-    reason: Literal["silence", "max_length", "end_of_stream"]
+    reason: EndReason
 
     @property
     def duration_s(self) -> float:
@@ -256,7 +257,7 @@ class Endpointer:
         self._last_partial = 0
         self.active = True
 
-    def _finish(self, reason: str, trailing: int) -> Utterance | None:
+    def _finish(self, reason: EndReason, trailing: int) -> Utterance | None:
         self.active = False
         keep_trailing = min(trailing, self._pre_roll)
         frames = self._frames[: len(self._frames) - trailing + keep_trailing]
@@ -278,7 +279,7 @@ class Endpointer:
             sample_rate=self._rate,
             started_at=self._time_of(start),
             ended_at=self._time_of(start + len(samples)),
-            reason=reason,  # type: ignore[arg-type]
+            reason=reason,
         )
 
     def _time_of(self, sample: int) -> datetime:
