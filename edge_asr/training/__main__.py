@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     wer = metrics["wer"]
     assert isinstance(wer, dict)
     for group, kinds in wer.items():
+        if "/voice:" in group:
+            continue
         i8 = kinds["int8"]
         print(f"{group:36s} int8 greedy WER {i8['greedy_wer']:6.1f} %   vocab WER {i8['vocab_wer']:6.1f} %")
     print(f"bundle: {args.out}")

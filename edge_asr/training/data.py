@@ -9,7 +9,7 @@ import random
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,14 @@ from edge_asr.training.text import SentenceGenerator
 log = logging.getLogger(__name__)
 
 CHUNK = 100
+
+
+def noisy_eval_augmenter() -> Augmenter:
+    """Noisy evaluation copies: realistic room conditions, milder than training's worst case."""
+    return Augmenter(
+        p_speed=0.0, p_reverb=0.3, p_telephone=0.0, p_noise=1.0, snr_db=(10.0, 30.0),
+        gain_db=(-10.0, 0.0), pad_s=(0.2, 0.5),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,9 @@ def plan_eval(
         for k, v in enumerate(synth.ESPEAK_HELDOUT_VOICES)
         for t in texts(k)
     ]
+    sets["espeak_heldout_noisy"] = [
+        (replace(u, seed=u.seed + 1, noisy_eval=True), v) for u, v in sets["espeak_heldout"]
+    ]
     sets["flite_heldout"] = [
         (Utterance("flite", v, t, rng.getrandbits(31), augment=False), v)
         for k, v in enumerate(synth.FLITE_HELDOUT_VOICES)
@@ -178,6 +189,7 @@ def _render_chunk(
 ) -> list[tuple[np.ndarray, np.ndarray | None, dict[str, str]]]:
     """Worker: synthesize (festival batched), augment and featurize a chunk."""
     aug = Augmenter()
+    eval_aug = noisy_eval_augmenter()
     out = []
     with tempfile.TemporaryDirectory(prefix="edge-asr-synth-") as d:
         tmp = Path(d)
@@ -193,7 +205,10 @@ def _render_chunk(
         for i, (utt, group) in enumerate(chunk):
             x = audio[i] if i in audio else synth.synthesize(utt, tmp)
             rng = np.random.default_rng(utt.seed)
-            if utt.augment:
+            if utt.noisy_eval:
+                x = eval_aug(x, rng)
+                kept = np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
+            elif utt.augment:
                 if utt.engine not in ("noise",) and len(x):
                     aug.remember(x)
                 x = aug(x, rng, telephone=utt.engine == "asterisk")

@@ -44,8 +44,10 @@ class GroupScore:
     vocab_wer: float
 
 
-def score_set(model: OnnxCtc, fs: FeatureSet, table: TokenTable, vocab: set[str]) -> dict[str, GroupScore]:
-    """Scores of the whole set, and of its in-vocabulary subset if that differs."""
+def score_set(
+    model: OnnxCtc, fs: FeatureSet, table: TokenTable, vocab: set[str], by_voice: bool = False
+) -> dict[str, GroupScore]:
+    """Scores of the whole set, of its in-vocabulary subset if that differs, and per voice."""
     assert fs.audio is not None
     mask = letter_mask(table)
     refs, free, constrained, in_vocab = [], [], [], []
@@ -69,6 +71,9 @@ def score_set(model: OnnxCtc, fs: FeatureSet, table: TokenTable, vocab: set[str]
     iv = [i for i, ok in enumerate(in_vocab) if ok]
     if len(iv) != len(refs):
         out["in_vocabulary"] = group(iv)
+    if by_voice:
+        for v in sorted({it["voice"] for it in fs.items}):
+            out[f"voice:{v}"] = group([i for i, it in enumerate(fs.items) if it["voice"] == v])
     return out
 
 

@@ -22,7 +22,10 @@ from edge_asr.training.train import TrainConfig, train
 
 log = logging.getLogger(__name__)
 
-EVAL_GROUPS = ("espeak_heldout", "flite_heldout", "asterisk_heldout", "train_voices")
+EVAL_GROUPS = (
+    "espeak_heldout", "espeak_heldout_noisy", "flite_heldout", "asterisk_heldout", "train_voices",
+)  # fmt: skip
+BY_VOICE_GROUPS = ("espeak_heldout", "espeak_heldout_noisy", "flite_heldout")
 MAX_BUNDLE_BYTES = 5 * 1024 * 1024
 
 
@@ -129,7 +132,8 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
     for kind, path in (("fp32", fp32), ("int8", int8)):
         onnx_model = OnnxCtc(path)
         for name in EVAL_GROUPS:
-            for subset, s in score_set(onnx_model, evals[name], table, vocab).items():
+            by_voice = name in BY_VOICE_GROUPS
+            for subset, s in score_set(onnx_model, evals[name], table, vocab, by_voice).items():
                 key = name if subset == "all" else f"{name}/{subset}"
                 scores.setdefault(key, {})[kind] = asdict(s)
                 log.info("%s %s: greedy WER %.1f %%, vocab WER %.1f %%", kind, key, s.greedy_wer, s.vocab_wer)

@@ -56,6 +56,7 @@ class Utterance:
     rate: int = 175  # espeak words per minute
     pitch: int = 50  # espeak 0..99
     augment: bool = True
+    noisy_eval: bool = False  # evaluation copy with noise and reverb (audio kept)
 
 
 def _to_16k(samples: np.ndarray, rate: int) -> np.ndarray:
