@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -248,3 +249,20 @@ def test_devices_lists_input_devices_with_their_native_rate(pulse: Pulse) -> Non
     lines = result.stdout.splitlines()
     default = [line for line in lines if line.startswith("*")]
     assert len(default) == 1 and "Hz" in default[0]
+
+
+@pytest.mark.timeout(90)
+def test_capture_overruns_are_counted_and_logged(
+    pulse: Pulse, daemon_factory: Callable[..., Daemon]
+) -> None:
+    daemon = daemon_factory("--set", "audio.queue_blocks=2", pulse=pulse).start()
+    daemon.wait_listening()
+    assert daemon.proc is not None
+    # Freeze the daemon: the audio server keeps producing, the small queue must overflow.
+    daemon.proc.send_signal(signal.SIGSTOP)
+    time.sleep(3.0)
+    daemon.proc.send_signal(signal.SIGCONT)
+    daemon.wait_for_log("audio overrun:", timeout=20)
+    lost = re.search(r"audio overrun: (\d+) block", daemon.log)
+    assert lost is not None and int(lost.group(1)) > 0
+    assert daemon.stop() == 0
