@@ -1,4 +1,4 @@
-"""CLI: ``python -m edge_asr.training --out DIR [--smoke] [--seed 0] [--work DIR] [--max-minutes M]``.
+"""CLI: ``python -m edge_asr.training --out DIR [--smoke] [--seed N] [--max-minutes M]``.
 
 Re-running the same command resumes: synthesized data, features and checkpoints are cached
 under the work directory.
@@ -17,11 +17,18 @@ from edge_asr.training.pipeline import full_config, run, smoke_config
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge_asr.training", description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="bundle folder to write")
-    parser.add_argument("--smoke", action="store_true", help="tiny data and a few steps (pipeline test)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", type=Path, default=Path("work/train"), help="cache and checkpoint folder")
     parser.add_argument(
-        "--max-minutes", type=float, default=60.0, help="training time budget (data, export and eval not counted)"
+        "--smoke", action="store_true", help="tiny data and a few steps (pipeline test)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--work", type=Path, default=Path("work/train"), help="cache and checkpoint folder"
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=60.0,
+        help="training time budget (data, export and eval not counted)",
     )
     args = parser.parse_args(argv)
 
@@ -41,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         if "/voice:" in group:
             continue
         i8 = kinds["int8"]
-        print(f"{group:36s} int8 greedy WER {i8['greedy_wer']:6.1f} %   vocab WER {i8['vocab_wer']:6.1f} %")
+        print(
+            f"{group:32s} int8 WER greedy {i8['greedy_wer']:5.1f} %  vocab {i8['vocab_wer']:5.1f} %"
+        )
     print(f"bundle: {args.out}")
     return 0
 

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the card template is Markdown; its lines are prose)
 """MODEL_CARD.md, rendered from the run's metrics."""
 
 from __future__ import annotations
@@ -51,14 +52,16 @@ def render(m: dict[str, Any]) -> str:
         )
     smoke = tr["config"] == "smoke"
     seed = tr["seed"]
-    command = "python -m edge_asr.training --out edge_asr/models/home-en" + (" --smoke" if smoke else "")
+    command = "python -m edge_asr.training --out edge_asr/models/home-en" + (
+        " --smoke" if smoke else ""
+    )
     command += f" --seed {seed} --max-minutes {tr['max_minutes']:g}"
-    return f"""# {model['name']} {model['version']}
+    return f"""# {model["name"]} {model["version"]}
 
 {"**SMOKE-TEST BUNDLE: tiny data, a few steps; not a usable model.**" if smoke else ""}
 
 An offline English speech recognizer for home-automation voice commands, small enough for a
-Raspberry Pi: {model['parameters']:,} parameters, int8 ONNX file of {model['int8_bytes'] / 1e6:.2f} MB.
+Raspberry Pi: {model["parameters"]:,} parameters, int8 ONNX file of {model["int8_bytes"] / 1e6:.2f} MB.
 It is a CTC acoustic model over a closed command vocabulary of {len(words)} words, with a
 letter fallback so it can spell other words.
 
@@ -72,8 +75,8 @@ letter fallback so it can spell other words.
 - Feature normalization (global CMVN from the training features) is inside the model.
 - Padding frames are masked before and between the convolutions, but the backward LSTM still
   reads them: batch-1 inference (what the runtime does) is exact, padded batches are close.
-- Tokens: blank, one token `▁word` per vocabulary word ({len(words)}), then `▁`, a–z and `'` ({model['vocab_size']} in all).
-- ONNX metadata: {", ".join(f"`{k}`={v}" for k, v in model['metadata'].items())}.
+- Tokens: blank, one token `▁word` per vocabulary word ({len(words)}), then `▁`, a–z and `'` ({model["vocab_size"]} in all).
+- ONNX metadata: {", ".join(f"`{k}`={v}" for k, v in model["metadata"].items())}.
 
 ### sherpa-onnx parity
 {parity_text}
@@ -82,23 +85,23 @@ letter fallback so it can spell other words.
 {" ".join(words)}
 
 ## Architecture
-In-model CMVN → Conv2d(1→{model['conv_channels']}, 3×3, stride 2) → ReLU → Conv2d({model['conv_channels']}→{model['conv_channels']}, 3×3, stride 2) → ReLU →
-Linear → LayerNorm → 2-layer bidirectional LSTM ({model['hidden']} per direction) → Linear({model['vocab_size']}) → log-softmax.
-{model['parameters']:,} parameters. Dynamic int8 quantization (onnxruntime `quantize_dynamic`, QInt8
-weights: DynamicQuantizeLSTM, ConvInteger, MatMulInteger). fp32 ONNX {model['fp32_bytes'] / 1e6:.2f} MB (kept in the
-work folder only), int8 {model['int8_bytes'] / 1e6:.2f} MB.
+In-model CMVN → Conv2d(1→{model["conv_channels"]}, 3×3, stride 2) → ReLU → Conv2d({model["conv_channels"]}→{model["conv_channels"]}, 3×3, stride 2) → ReLU →
+Linear → LayerNorm → 2-layer bidirectional LSTM ({model["hidden"]} per direction) → Linear({model["vocab_size"]}) → log-softmax.
+{model["parameters"]:,} parameters. Dynamic int8 quantization (onnxruntime `quantize_dynamic`, QInt8
+weights: DynamicQuantizeLSTM, ConvInteger, MatMulInteger). fp32 ONNX {model["fp32_bytes"] / 1e6:.2f} MB (kept in the
+work folder only), int8 {model["int8_bytes"] / 1e6:.2f} MB.
 
 ## Training data
-{data['train_utterances']:,} training utterances, {data['train_hours']} hours after augmentation
-(by source: {", ".join(f"{k} {v:,}" for k, v in data['train_by_source'].items())}).
-- **espeak-ng**: base voices {", ".join(data['espeak_train_bases'])} × variants
-  {", ".join(data['espeak_train_variants'])} (or none); rate 120–220 wpm, pitch 20–80.
-- **festival**: {", ".join(data['festival_train_voices'])}; duration stretch 0.85–1.2.
+{data["train_utterances"]:,} training utterances, {data["train_hours"]} hours after augmentation
+(by source: {", ".join(f"{k} {v:,}" for k, v in data["train_by_source"].items())}).
+- **espeak-ng**: base voices {", ".join(data["espeak_train_bases"])} × variants
+  {", ".join(data["espeak_train_variants"])} (or none); rate 120–220 wpm, pitch 20–80.
+- **festival**: {", ".join(data["festival_train_voices"])}; duration stretch 0.85–1.2.
 - **Real speech**: the Debian asterisk-core-sounds-en prompts (Allison Smith, one US female speaker,
   8 kHz) with transcripts from `core-sounds-en.txt.gz` (normalized: lower case, digits spelled, punctuation
-  dropped, bracketed non-speech skipped). 80 % of the prompts, {data['plan']['asterisk_copies']} differently augmented copies each.
+  dropped, bracketed non-speech skipped). 80 % of the prompts, {data["plan"]["asterisk_copies"]} differently augmented copies each.
   Full sentences with words outside the vocabulary are trained as letter sequences.
-- **Noise only**: {data['plan']['noise']} utterances with an empty transcript (teaches silence → nothing).
+- **Noise only**: {data["plan"]["noise"]} utterances with an empty transcript (teaches silence → nothing).
 - Sentences: `edge_asr/training/data/templates.txt` (command phrasings: lights, doors, thermostat, timers,
   media, questions, numbers, yes/no), 17 % random word sequences from the vocabulary, 8 % single words.
 
@@ -109,9 +112,9 @@ room impulse responses RT60 0.15–0.8 s (p 0.3); telephone band (8 kHz and back
 gain −20…+6 dB without clipping; SpecAugment (2 frequency masks ≤ 12 bins, 2 time masks ≤ 5 %).
 
 ### Held out (never trained on)
-- espeak-ng: {", ".join(data['espeak_heldout_voices'])} — the base voice en-gb-scotland and the variants
+- espeak-ng: {", ".join(data["espeak_heldout_voices"])} — the base voice en-gb-scotland and the variants
   f4, m5, klatt3 and travis are used by no training voice.
-- flite, the whole engine: {", ".join(data['flite_heldout_voices'])}.
+- flite, the whole engine: {", ".join(data["flite_heldout_voices"])}.
 - asterisk: 20 % of the prompts (fixed by the seed).
 - Evaluation sentences are generated with different seeds from the training sentences (the templates are shared,
   so many short commands also occur in training).
@@ -119,10 +122,10 @@ gain −20…+6 dB without clipping; SpecAugment (2 frequency masks ≤ 12 bins,
 ## Training
 AdamW (peak LR 2e-3, weight decay 0.01, 300 warmup steps, cosine decay over the planned steps or the time budget,
 whichever ends first), CTC loss, batches of similar length (≤ 10,000 frames, ≤ 64 utterances), shortest first in the first epoch,
-gradient clipping 5. Seed {seed}, torch {tr['torch']}, {tr['threads']} CPU threads.
-{tr['steps']:,} updates (planned {tr['planned_steps']:,}, budget {tr['max_minutes']:g} min), {tr['epochs']} epochs,
-{tr['train_minutes']} training minutes; data synthesis and features {tr['data_minutes']} minutes; whole pipeline
-{m['pipeline_minutes']} minutes on 2 shared CPU cores.
+gradient clipping 5. Seed {seed}, torch {tr["torch"]}, {tr["threads"]} CPU threads.
+{tr["steps"]:,} updates (planned {tr["planned_steps"]:,}, budget {tr["max_minutes"]:g} min), {tr["epochs"]} epochs,
+{tr["train_minutes"]} training minutes; data synthesis and features {tr["data_minutes"]} minutes; whole pipeline
+{m["pipeline_minutes"]} minutes on 2 shared CPU cores.
 
 ## Word error rates (%)
 Greedy = free CTC greedy decoding (may spell out-of-vocabulary words letter by letter);
@@ -131,12 +134,12 @@ constrains further). fp32 = the exported float model, int8 = this bundle. Evalua
 near-silence at both ends (asterisk prompts as recorded), except the noisy set. Scored batch-1 with onnxruntime on
 features recomputed from the 16-bit audio, as at run time.
 
-{_wer_table(m['wer'], per_voice=False)}
+{_wer_table(m["wer"], per_voice=False)}
 
 "Noisy" is the same held-out espeak-ng audio with additive noise (white/pink/brown/hum, 10–30 dB SNR) and,
 for 30 %, synthetic reverb. Per held-out voice:
 
-{_wer_table(m['wer'], per_voice=True)}
+{_wer_table(m["wer"], per_voice=True)}
 
 Most held-out asterisk prompts are IVR sentences full of words outside the vocabulary ("please enter your
 password followed by the pound key"), so their WER mostly measures spelling; the in-vocabulary subset is the

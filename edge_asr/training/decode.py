@@ -26,7 +26,9 @@ def letter_mask(table: TokenTable) -> np.ndarray:
     return np.array([i != table.blank_id and s not in words for i, s in enumerate(table.symbols)])
 
 
-def greedy(log_probs: np.ndarray, table: TokenTable, constrained_mask: np.ndarray | None = None) -> str:
+def greedy(
+    log_probs: np.ndarray, table: TokenTable, constrained_mask: np.ndarray | None = None
+) -> str:
     """Text of (T, V) log-probs; with a mask, masked tokens can never be emitted."""
     if constrained_mask is not None:
         log_probs = np.where(constrained_mask, -np.inf, log_probs)

@@ -32,7 +32,9 @@ class OnnxCtc:
 
     def log_probs(self, samples: np.ndarray) -> np.ndarray:
         feats = compute_fbank(samples)[None]
-        lp, lens = self.session.run(None, {"x": feats, "x_lens": np.array([feats.shape[1]], np.int64)})
+        lp, lens = self.session.run(
+            None, {"x": feats, "x_lens": np.array([feats.shape[1]], np.int64)}
+        )
         return lp[0, : int(lens[0])]
 
 
@@ -87,8 +89,15 @@ def own_greedy(model_path: Path, table: TokenTable, wavs: list[Path]) -> list[st
 
 
 def sherpa_greedy(model: Path, tokens: Path, wavs: list[Path]) -> list[str] | None:
-    """Transcripts by sherpa-onnx in a subprocess (a bad model can crash it); None if unavailable."""
-    cmd = [sys.executable, "-m", "edge_asr.training.sherpa_check", str(model), str(tokens), *map(str, wavs)]
+    """sherpa-onnx transcripts, from a subprocess (a bad model can crash it); None on failure."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "edge_asr.training.sherpa_check",
+        str(model),
+        str(tokens),
+        *map(str, wavs),
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:

@@ -72,7 +72,12 @@ def smoke_config(seed: int, max_minutes: float) -> RunConfig:
             asterisk_max_eval=6,
         ),
         train=TrainConfig(
-            steps=20, max_minutes=min(max_minutes, 1.0), warmup=5, eval_every=10, batch_frames=6000, seed=seed
+            steps=20,
+            max_minutes=min(max_minutes, 1.0),
+            warmup=5,
+            eval_every=10,
+            batch_frames=6000,
+            seed=seed,
         ),
         conv_channels=8,
         hidden=48,
@@ -136,22 +141,35 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
             for subset, s in score_set(onnx_model, evals[name], table, vocab, by_voice).items():
                 key = name if subset == "all" else f"{name}/{subset}"
                 scores.setdefault(key, {})[kind] = asdict(s)
-                log.info("%s %s: greedy WER %.1f %%, vocab WER %.1f %%", kind, key, s.greedy_wer, s.vocab_wer)
+                log.info(
+                    "%s %s: greedy WER %.1f %%, vocab WER %.1f %%",
+                    kind,
+                    key,
+                    s.greedy_wer,
+                    s.vocab_wer,
+                )
 
     # 6. sherpa-onnx parity on a few WAVs of every group
     wavs: list[Path] = []
     for name in EVAL_GROUPS:
-        wavs += [p for p, _ in data.write_wav_examples(evals[name], work / "parity" / name, cfg.parity_per_group)]
+        wavs += [
+            p
+            for p, _ in data.write_wav_examples(
+                evals[name], work / "parity" / name, cfg.parity_per_group
+            )
+        ]
     ours = own_greedy(int8, table, wavs)
     theirs = sherpa_greedy(int8, out / "tokens.txt", wavs)
     parity = {
         "wavs": len(wavs),
         "sherpa_onnx_loaded": theirs is not None,
         "identical": theirs is not None and theirs == ours,
-        "mismatches": [] if theirs is None else [
-            {"wav": str(w), "ours": a, "sherpa": b} for w, a, b in zip(wavs, ours, theirs, strict=True) if a != b
+        "mismatches": [
+            {"wav": str(w), "ours": a, "sherpa": b}
+            for w, a, b in zip(wavs, ours, theirs or ours, strict=True)
+            if a != b
         ],
-    }  # fmt: skip
+    }
     log.info("sherpa-onnx parity: %s", parity)
 
     # 7. metrics + card
@@ -188,7 +206,9 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
             "train_hours": round(train_set.hours, 2),
             "train_by_source": data.plan_summary(train_plan),
             "plan": asdict(cfg.data),
-            "eval": {k: {"utterances": len(v), "hours": round(v.hours, 3)} for k, v in evals.items()},
+            "eval": {
+                k: {"utterances": len(v), "hours": round(v.hours, 3)} for k, v in evals.items()
+            },
             "espeak_train_bases": list(synth.ESPEAK_TRAIN_BASES),
             "espeak_train_variants": [v for v in synth.ESPEAK_TRAIN_VARIANTS if v],
             "espeak_heldout_voices": list(synth.ESPEAK_HELDOUT_VOICES),
@@ -202,7 +222,9 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     (out / "MODEL_CARD.md").write_text(card.render(metrics), encoding="utf-8")
     shutil.copy(out / "metrics.json", work / "metrics.json")
-    log.info("bundle written to %s (%d bytes int8) in %.1f min", out, size, (time.monotonic() - t0) / 60)
+    log.info(
+        "bundle written to %s (%d bytes int8) in %.1f min", out, size, (time.monotonic() - t0) / 60
+    )
     return metrics
 
 

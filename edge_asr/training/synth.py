@@ -9,7 +9,6 @@ import gzip
 import logging
 import random
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,7 +154,7 @@ def asterisk_prompts() -> list[AsteriskPrompt]:
                 continue
             name, raw = line.split(":", 1)
             raw = raw.strip()
-            # Bracketed or parenthesized lines describe non-speech ("[beep tone]", "(1 second of silence)").
+            # Bracketed or parenthesized text is not speech ("[beep tone]", "(silence)").
             if not raw or any(c in raw for c in "[]()"):
                 continue
             path = ASTERISK_DIR / f"{name.strip()}.wav"

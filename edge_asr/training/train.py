@@ -45,7 +45,9 @@ class TrainResult:
     final_loss: float
 
 
-def make_batches(lengths: np.ndarray, cfg: TrainConfig, rng: random.Random, ascending: bool) -> list[list[int]]:
+def make_batches(
+    lengths: np.ndarray, cfg: TrainConfig, rng: random.Random, ascending: bool
+) -> list[list[int]]:
     """Batches of similar length; shuffled unless ``ascending`` (first epoch: short ones first)."""
     noisy = [(int(n) * rng.uniform(0.95, 1.05), i) for i, n in enumerate(lengths)]
     order = [i for _, i in sorted(noisy)]
@@ -72,7 +74,9 @@ def collate(fs: FeatureSet, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]
     return torch.from_numpy(x), torch.tensor(lens, dtype=torch.int64)
 
 
-def spec_augment(x: torch.Tensor, lens: torch.Tensor, mean: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def spec_augment(
+    x: torch.Tensor, lens: torch.Tensor, mean: torch.Tensor, gen: torch.Generator
+) -> torch.Tensor:
     """Two frequency masks (<= 12 bins) and up to two time masks (<= 5 % each) set to the mean."""
     x = x.clone()
     n, _, f = x.shape
@@ -95,7 +99,9 @@ def lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
     return cfg.peak_lr * (0.03 + 0.97 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
-def dev_wer(model: CtcModel, dev: FeatureSet, table: TokenTable, limit: int = 150) -> tuple[float, float]:
+def dev_wer(
+    model: CtcModel, dev: FeatureSet, table: TokenTable, limit: int = 150
+) -> tuple[float, float]:
     """(greedy, vocabulary-constrained) WER of the torch model on a few dev utterances."""
     model.eval()
     mask = letter_mask(table)
@@ -151,7 +157,9 @@ def train(
     last_ckpt = time.monotonic()
     t_start = time.monotonic() - elapsed
     loss_avg = float("nan")
-    batches = make_batches(lengths, cfg, random.Random(cfg.seed * 7919 + epoch), ascending=epoch == 0)
+    batches = make_batches(
+        lengths, cfg, random.Random(cfg.seed * 7919 + epoch), ascending=epoch == 0
+    )
 
     def state() -> dict[str, object]:
         return {
@@ -167,7 +175,9 @@ def train(
     while step < cfg.steps and elapsed < budget:
         if pos >= len(batches):
             epoch, pos = epoch + 1, 0
-            batches = make_batches(lengths, cfg, random.Random(cfg.seed * 7919 + epoch), ascending=False)
+            batches = make_batches(
+                lengths, cfg, random.Random(cfg.seed * 7919 + epoch), ascending=False
+            )
         idx = batches[pos]
         pos += 1
         x, lens = collate(train_set, idx)
@@ -202,5 +212,11 @@ def train(
             last_ckpt = time.monotonic()
     _save(checkpoint, state())
     g_wer, v_wer = dev_wer(model, dev, table)
-    log.info("training done: step %d, %.1f min, dev WER greedy %.1f %% vocab %.1f %%", step, elapsed / 60, g_wer, v_wer)
+    log.info(
+        "training done: step %d, %.1f min, dev WER greedy %.1f %% vocab %.1f %%",
+        step,
+        elapsed / 60,
+        g_wer,
+        v_wer,
+    )
     return TrainResult(step, elapsed, epoch + pos / max(len(batches), 1), loss_avg)
