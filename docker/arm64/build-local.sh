@@ -78,7 +78,8 @@ fi
 
 make_base() {
   local arch=$1 image="edge-asr-base:$SUITE-$1" root="$WORK/rootfs-$1"
-  if [ "${REBUILD_BASE:-0}" != 1 ] && "$DOCKER" image inspect "$image" >/dev/null 2>&1; then
+  if [ "${REBUILD_BASE:-0}" != 1 ] \
+     && [ "$("$DOCKER" image inspect -f '{{.Architecture}}' "$image" 2>/dev/null)" = "$arch" ]; then
     echo "base $image exists (REBUILD_BASE=1 makes it again)" >&2
     return
   fi
@@ -101,55 +102,21 @@ EOF
   rm -rf "$root"/usr/share/{man,info}/* "$root"/var/cache/apt/*.bin \
     "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/*.log
   find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
-  echo "deb $MIRROR $SUITE main" >"$root/etc/apt/sources.list"
-  tar --numeric-owner -C "$root" -c . \
-    | "$DOCKER" import --platform "linux/$arch" \
-        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change 'CMD ["bash"]' - "$image" >/dev/null
+  printf 'deb %s %s main\ndeb %s %s-updates main\ndeb %s-security %s-security main\n' \
+    "$MIRROR" "$SUITE" "$MIRROR" "$SUITE" "${MIRROR%/debian}/debian" "$SUITE" >"$root/etc/apt/sources.list"
+  # FROM scratch + ADD, built for the target platform: docker 20.10's `import --platform`
+  # leaves the architecture at the host's, and BuildKit would then try to pull the base.
+  mkdir -p "$WORK/base-$arch"
+  tar --numeric-owner -C "$root" -cf "$WORK/base-$arch/rootfs.tar" .
+  printf 'FROM scratch\nADD rootfs.tar /\nENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nCMD ["bash"]\n' \
+    >"$WORK/base-$arch/Dockerfile"
+  "$DOCKER" build --platform "linux/$arch" -t "$image" "$WORK/base-$arch" >"$WORK/base-$arch.log" 2>&1 \
+    || die "base image $arch failed; see $WORK/base-$arch.log"
+  rm -f "$WORK/base-$arch/rootfs.tar"
   rm -rf "$root"
 }
 
-model_meta() {  # prints "name version" from the built-in model's ONNX metadata
-  # Reads ModelProto.metadata_props (field 14: key=1, value=2) from the protobuf wire format,
-  # so the host needs no onnx or onnxruntime.
-  python3 - "$REPO/edge_asr/models/home-en/model.int8.onnx" <<'EOF'
-import sys
-
-def varint(b, i):
-    shift = value = 0
-    while True:
-        value |= (b[i] & 0x7F) << shift
-        shift += 7
-        i += 1
-        if b[i - 1] < 0x80:
-            return value, i
-
-def fields(b):
-    i = 0
-    while i < len(b):
-        key, i = varint(b, i)
-        wire = key & 7
-        if wire == 0:
-            value, i = varint(b, i)
-        elif wire == 2:
-            n, i = varint(b, i)
-            value, i = b[i:i + n], i + n
-        elif wire in (1, 5):
-            value, i = None, i + (8 if wire == 1 else 4)
-        else:
-            raise SystemExit(f"unexpected protobuf wire type {wire}")
-        yield key >> 3, value
-
-meta = {}
-for number, entry in fields(open(sys.argv[1], "rb").read()):
-    if number == 14:
-        kv = dict(fields(entry))
-        meta[kv.get(1, b"").decode()] = kv.get(2, b"").decode()
-print(meta.get("model_name", "unknown"), meta.get("model_version", "unknown"))
-EOF
-}
-
-read -r MODEL_NAME MODEL_VERSION < <(model_meta) || die "cannot read the model's ONNX metadata"
+read -r MODEL_NAME MODEL_VERSION < <(python3 "$REPO/docker/arm64/model-meta.py") || die "cannot read the model's ONNX metadata"
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/pyproject.toml")
 REVISION=$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)
 echo "edge-asr $VERSION ($REVISION), model $MODEL_NAME $MODEL_VERSION" >&2
@@ -188,7 +155,7 @@ check() {
   log "checks on $image"
   out=$("$DOCKER" image inspect -f '{{.Architecture}} {{.Config.User}} {{index .Config.Labels "io.edge-asr.model.name"}} {{index .Config.Labels "io.edge-asr.model.version"}}' "$image")
   echo "architecture, user, model labels: $out" >&2
-  [ "$out" = "$arch 10001:10001 $MODEL_NAME $MODEL_VERSION" ] || die "$arch: unexpected image config: $out"
+  [ "$out" = "$arch 10001 $MODEL_NAME $MODEL_VERSION" ] || die "$arch: unexpected image config: $out"
 
   # shellcheck disable=SC2016  # expanded by the container's shell
   out=$(run_in "$arch" --entrypoint sh "$image" -c \
