@@ -80,7 +80,7 @@ echo "== systemd unit"
 install -m 0644 "$REPO/deploy/systemd/edge-asr.service" "$UNIT_DIR/edge-asr.service"
 # Now that /opt/edge-asr/venv/bin/edge-asr exists, the unit is verified as it will run.
 systemd-analyze verify "$UNIT_DIR/edge-asr.service"
-systemd-analyze security --no-pager "$UNIT_DIR/edge-asr.service" 2>/dev/null | tail -1 || true
+systemd-analyze security --offline=true --no-pager "$UNIT_DIR/edge-asr.service" | tail -1
 
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload

@@ -46,7 +46,7 @@ mkdir -p "$WORK"
 
 log "host tools"
 "$REPO/deploy/install-deps.sh" docker.io debootstrap qemu-user-static binfmt-support \
-  ca-certificates python3
+  ca-certificates python3 sox
 
 DOCKERD_PID=""
 stop_dockerd() {
@@ -182,10 +182,36 @@ check() {
   echo "edge-asr run ($((SECONDS - started)) s): $out" >&2
   grep -q "\"site_id\": *\"build-check\"" <<<"$out" || die "$arch: daemon output lacks the YAML's site_id"
   grep -q "\"text\": *\"$EXPECTED_TEXT\"" <<<"$out" || die "$arch: daemon did not publish the transcript"
+
+  # HEALTHCHECK: unhealthy (exit 1) with no daemon; "healthy" in Docker while the daemon
+  # listens to a minute of audio in real time (amd64 only: emulation may not keep real time).
+  if run_in "$arch" "$image" health >/dev/null 2>&1; then
+    die "$arch: 'edge-asr health' passed with no daemon running"
+  fi
+  [ "$arch" = amd64 ] || return 0
+  sox "$REPO/docker/arm64/samples/turn-on-the-kitchen-light.wav" "$WORK/minute.wav" repeat 30
+  chmod 0644 "$WORK/minute.wav"
+  local cid status=""
+  cid=$("$DOCKER" run -d --network none -v "$WORK/minute.wav:/tmp/minute.wav:ro" \
+    -e EDGE_ASR_AUDIO__SOURCE=file:/tmp/minute.wav -e EDGE_ASR_MQTT__ENABLED=false \
+    --health-interval 2s --health-start-period 5s "$image")
+  for _ in $(seq 30); do
+    status=$("$DOCKER" inspect -f '{{.State.Health.Status}}' "$cid")
+    [ "$status" = healthy ] && break
+    sleep 1
+  done
+  echo "HEALTHCHECK: $status (exit codes of the checks: $("$DOCKER" inspect -f '{{range .State.Health.Log}}{{.ExitCode}} {{end}}' "$cid"))" >&2
+  "$DOCKER" rm -f "$cid" >/dev/null
+  [ "$status" = healthy ] || die "$arch: the container never became healthy"
 }
 
 for arch in "${arches[@]}"; do make_base "$arch"; done
-for arch in "${arches[@]}"; do build "$arch"; check "$arch"; done
+failed=()
+for arch in "${arches[@]}"; do
+  build "$arch"
+  # In a subshell: a failed check ends only that architecture's checks.
+  (check "$arch") || failed+=("$arch")
+done
 
 log "image sizes"
 printf '%-28s %-7s %14s %18s\n' IMAGE ARCH "SIZE (MB)" "COMPRESSED (MB)"
@@ -197,4 +223,5 @@ for arch in "${arches[@]}"; do
     awk -v i="$image" -v a="$arch" -v s="$size" -v g="$gz" 'BEGIN { printf "%-28s %-7s %14.1f %18.1f\n", i, a, s / 1e6, g / 1e6 }'
   done
 done
+[ ${#failed[@]} -eq 0 ] || die "checks FAILED for: ${failed[*]} (see above)"
 echo "build-local: all checks passed for: ${arches[*]}"
