@@ -135,6 +135,13 @@ class VadSettings(_Section):
         "and count as silence, so the daemon stays cheap while nobody speaks; empty = "
         "always run the model.",
     )
+    noise_margin_db: float | None = Field(
+        default=6.0,
+        ge=0.0,
+        description="Frames less than this many dB above the background noise level (tracked "
+        "on frames the VAD judged not speech) also skip the VAD model, so a steady fan or hum "
+        "costs nothing either; empty = only the fixed energy_gate_dbfs.",
+    )
 
 
 class RecognizerSettings(_Section):

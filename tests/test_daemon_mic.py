@@ -113,10 +113,11 @@ def test_silence_and_noise_publish_nothing(
     time.sleep(3.0)
     assert sub.on("transcript") == [] and sub.on("partial") == []
     assert daemon.stop() == 0
-    # The noises passed the energy gate, so the VAD model itself rejected them.
+    # The noises were loud enough for the VAD model to run on them (the adaptive gate only
+    # closes after ~2 s of steady noise), so the model itself rejected them.
     ran = re.search(r"VAD model ran on (\d+) of (\d+) frames", daemon.log)
     assert ran is not None, daemon.log[-3000:]
-    assert int(ran.group(1)) >= 3 * n // 512 * 0.9  # the three noises
+    assert int(ran.group(1)) >= 3 * 16000 // 512  # at least 1 s of each of the three noises
 
 
 @pytest.mark.timeout(150)

@@ -212,3 +212,44 @@ def test_energy_gate_skips_the_model_on_silence(silero: SileroVad) -> None:
     for f in _blocks(loud):
         gated(f)
     assert gated.model_runs == 10
+
+
+def _fan_noise(seconds: float, dbfs: float, seed: int = 3) -> np.ndarray:
+    """Low-passed noise (a fan or air conditioner) at an RMS level of ``dbfs``."""
+    raw = np.random.default_rng(seed).normal(0, 1, int(seconds * RATE))
+    shaped = np.convolve(raw, np.ones(8) / 8, mode="same")
+    return (shaped * 10 ** (dbfs / 20) / np.sqrt(np.mean(shaped**2))).astype(np.float32)
+
+
+def test_steady_noise_closes_the_adaptive_gate_after_a_moment(silero: SileroVad) -> None:
+    silero.reset()
+    noise = _fan_noise(10.0, -35.0)
+    adaptive = GatedVad(silero, -60.0, margin_db=6.0)
+    runs = []
+    for f in _blocks(noise):
+        adaptive(f)
+        runs.append(adaptive.model_runs)
+    per_second = RATE // FRAME
+    assert runs[-1] - runs[-5 * per_second] <= 2  # the last 5 s: (almost) never
+    assert runs[-1] < 0.3 * len(runs)
+    assert adaptive.noise_dbfs == pytest.approx(-35.0, abs=3.0)
+    fixed = GatedVad(silero, -60.0, margin_db=None)
+    for f in _blocks(noise):
+        fixed(f)
+    assert fixed.model_runs == len(runs)  # above the fixed gate: every frame
+
+
+def test_speech_over_steady_noise_still_passes_the_adaptive_gate(
+    silero: SileroVad, make_speech: Callable[..., Path]
+) -> None:
+    speech, _ = sf.read(str(make_speech("turn on the kitchen light", lead_s=0.0)), dtype="float32")
+    speech_db = rms_dbfs(speech[np.abs(speech) > 0.01])
+    noise = _fan_noise(5.0 + len(speech) / RATE + 2.0, speech_db - 20.0)
+    audio = noise.copy()
+    audio[5 * RATE : 5 * RATE + len(speech)] += speech
+    silero.reset()
+    gated = GatedVad(silero, -60.0, margin_db=6.0)
+    (utt,) = finals(run(audio, VadSettings(), classifier=gated))
+    assert 1.0 < utt.duration_s < 3.0
+    assert at(4.5) <= utt.started_at <= at(5.5)
+    assert gated.model_runs < 0.6 * gated.frames

@@ -31,6 +31,9 @@ FRAME = 512  # samples per VAD frame at 16 kHz (32 ms), fixed by the Silero mode
 _CONTEXT = 64  # samples of the previous frame Silero wants in front of each frame
 _RESET_AFTER_GATED = 16  # frames (~0.5 s) below the gate before the model state is reset
 _RELEASE_MARGIN = 0.15  # default hysteresis, as in Silero's own VADIterator
+_NOISE_PROBABILITY = 0.1  # frames the model scores below this update the noise level
+_NOISE_FLOOR_DB = -100.0  # the noise level never goes below this (digital silence is -inf)
+_NOISE_RISE = 1.0 - float(np.exp(-FRAME / SAMPLE_RATE / 1.0))  # ~1 s time constant
 
 EndReason = Literal["silence", "max_length", "end_of_stream"]
 FrameClassifier = Callable[[np.ndarray], float]
@@ -88,18 +91,44 @@ def rms_dbfs(frame: np.ndarray) -> float:
 
 
 class GatedVad:
-    """Frames quieter than ``gate_dbfs`` count as silence without running the model."""
+    """An energy gate in front of the VAD model: quiet frames count as silence for free.
 
-    def __init__(self, vad: SileroVad, gate_dbfs: float | None) -> None:
+    A frame skips the model when its level is below ``gate_dbfs`` or, with ``margin_db``,
+    less than ``margin_db`` above the background noise level. The noise level follows frames
+    the model judged not speech (and skipped frames): it falls at once and rises with a ~1 s
+    time constant, so steady noise closes the gate after a moment while speech never raises
+    it.
+    """
+
+    def __init__(
+        self, vad: SileroVad, gate_dbfs: float | None, margin_db: float | None = None
+    ) -> None:
         self._vad = vad
         self._gate = gate_dbfs
+        self._margin = margin_db
+        self._noise_db = _NOISE_FLOOR_DB
         self._gated_run = 0
         self.frames = 0  # frames seen
         self.model_runs = 0  # frames the model actually ran on
 
+    @property
+    def noise_dbfs(self) -> float:
+        """The tracked background noise level."""
+        return self._noise_db
+
+    def threshold_dbfs(self) -> float | None:
+        """Frames below this level skip the model (None: the model sees every frame)."""
+        levels = [g for g in (self._gate,) if g is not None]
+        if self._margin is not None:
+            levels.append(self._noise_db + self._margin)
+        return max(levels) if levels else None
+
     def __call__(self, frame: np.ndarray) -> float:
         self.frames += 1
-        if self._gate is not None and rms_dbfs(frame) < self._gate:
+        level = rms_dbfs(frame)
+        threshold = self.threshold_dbfs()
+        if threshold is not None and level < threshold:
+            self._track_noise(level)
             self._gated_run += 1
             if self._gated_run == _RESET_AFTER_GATED:
                 self._vad.reset()
@@ -107,7 +136,17 @@ class GatedVad:
             return 0.0
         self._gated_run = 0
         self.model_runs += 1
-        return self._vad(frame)
+        probability = self._vad(frame)
+        if probability < _NOISE_PROBABILITY:
+            self._track_noise(level)
+        return probability
+
+    def _track_noise(self, level: float) -> None:
+        level = max(level, _NOISE_FLOOR_DB)
+        if level < self._noise_db:
+            self._noise_db = level
+        else:
+            self._noise_db += _NOISE_RISE * (level - self._noise_db)
 
 
 @dataclass(frozen=True)
@@ -290,4 +329,4 @@ class Endpointer:
 
 def make_gated_vad(settings: VadSettings) -> GatedVad:
     """The production classifier: energy gate in front of Silero VAD."""
-    return GatedVad(SileroVad(), settings.energy_gate_dbfs)
+    return GatedVad(SileroVad(), settings.energy_gate_dbfs, settings.noise_margin_db)
