@@ -33,6 +33,18 @@ def _wer_table(wer: dict[str, Any], per_voice: bool) -> str:
     return "\n".join(rows)
 
 
+def _resume_text(tr: dict[str, Any]) -> str:
+    # Resumes at the final step are re-runs after training ended (export and evaluation only).
+    stops = [r for r in tr.get("resumed", []) if r["step"] < tr["steps"]]
+    if not stops:
+        return "Trained in one go."
+    where = ", ".join(f"step {r['step']:,} ({r['minutes']:g} min)" for r in stops)
+    return (
+        f"Training was stopped and resumed from its checkpoint at {where}; "
+        "the learning-rate schedule follows the budget of the last invocation."
+    )
+
+
 def render(m: dict[str, Any]) -> str:
     model, tr, data = m["model"], m["training"], m["data"]
     words = load_vocabulary()
@@ -124,8 +136,9 @@ AdamW (peak LR 2e-3, weight decay 0.01, 300 warmup steps, cosine decay over the 
 whichever ends first), CTC loss, batches of similar length (≤ 10,000 frames, ≤ 64 utterances), shortest first in the first epoch,
 gradient clipping 5. Seed {seed}, torch {tr["torch"]}, {tr["threads"]} CPU threads.
 {tr["steps"]:,} updates (planned {tr["planned_steps"]:,}, budget {tr["max_minutes"]:g} min), {tr["epochs"]} epochs,
-{tr["train_minutes"]} training minutes; data synthesis and features {tr["data_minutes"]} minutes; whole pipeline
-{m["pipeline_minutes"]} minutes on 2 shared CPU cores.
+{tr["train_minutes"]} training minutes; data synthesis and features {tr["data_minutes"]} minutes; export and
+evaluation {m["export_eval_minutes"]} minutes; all on 2 CPU cores shared with other work (so fewer updates fit in
+the time budget than on an idle machine). {_resume_text(tr)}
 
 ## Word error rates (%)
 Greedy = free CTC greedy decoding (may spell out-of-vocabulary words letter by letter);

@@ -55,6 +55,7 @@ class FeatureSet:
     offsets: np.ndarray  # (n + 1,) int64
     items: list[dict[str, str]]  # text, engine, voice, group
     audio: list[np.ndarray] | None = None  # int16 samples (evaluation sets only)
+    build_seconds: float = 0.0  # wall time it took to make (kept in stats.json)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -81,10 +82,14 @@ class FeatureSet:
             )
             np.save(folder / "audio_offsets.npy", lens)
         (folder / "items.json").write_text(json.dumps(self.items), encoding="utf-8")
+        stats = {"build_seconds": round(self.build_seconds, 1)}
+        (folder / "stats.json").write_text(json.dumps(stats), encoding="utf-8")
         (folder / "DONE").touch()
 
     @classmethod
     def load(cls, folder: Path) -> FeatureSet:
+        stats_file = folder / "stats.json"
+        stats = json.loads(stats_file.read_text(encoding="utf-8")) if stats_file.exists() else {}
         audio = None
         if (folder / "audio.npy").exists():
             flat = np.load(folder / "audio.npy")
@@ -95,6 +100,7 @@ class FeatureSet:
             np.load(folder / "offsets.npy"),
             json.loads((folder / "items.json").read_text(encoding="utf-8")),
             audio,
+            float(stats.get("build_seconds", 0.0)),
         )
 
 
@@ -252,7 +258,13 @@ def build(
                     time.monotonic() - t0,
                 )
     offsets = np.array([0] + [len(f) for f in feats], np.int64).cumsum()
-    fs = FeatureSet(np.concatenate(feats), offsets, items, audio if keep_audio else None)
+    fs = FeatureSet(
+        np.concatenate(feats),
+        offsets,
+        items,
+        audio if keep_audio else None,
+        time.monotonic() - t0,
+    )
     fs.save(folder)
     counts = Counter(
         m["group"] if m["engine"] == "asterisk" or not keep_audio else m["voice"] for m in items
