@@ -10,15 +10,20 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from edge_asr.audio.capture import AudioBlock, AudioSource
 from edge_asr.audio.vad import Endpointer, GatedVad, PartialAudio, Utterance
+from edge_asr.mqtt.client import MqttPublisher
 from edge_asr.mqtt.payloads import ModelInfo, PartialMessage, TranscriptMessage
+from edge_asr.service.health import HEALTH_FILE, HealthReport, write_health
 from edge_asr.service.state import SequenceCounter
+from edge_asr.service.systemd import SystemdNotifier
 
 if TYPE_CHECKING:
     from edge_asr.asr.recognizer import Recognizer
@@ -29,6 +34,8 @@ log = logging.getLogger(__name__)
 DRAIN_TIMEOUT_S = 30.0  # longest wait for queued utterances at shutdown
 SINK_CLOSE_TIMEOUT_S = 5.0
 _OVERRUN_LOG_INTERVAL_S = 10.0
+HEALTH_INTERVAL_S = 1.0  # health.json is rewritten this often
+AUDIO_FLOWING_S = 5.0  # no block for this long means audio stopped
 
 
 class TranscriptSink(Protocol):
@@ -85,12 +92,17 @@ class RecognitionWorker:
         self._changed = threading.Condition()
         self._closing = False
         self._busy = False
+        self.transcripts = 0  # finals recognized since start
         self.overruns = 0  # finals dropped because the queue was full
         self.partials_skipped = 0  # partials replaced by a newer one before they ran
         self._thread = threading.Thread(target=self._run, name="recognizer", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def submit_final(self, utterance: Utterance) -> None:
         with self._changed:
@@ -169,6 +181,7 @@ class RecognitionWorker:
             model=self._model,
             lang=self._recognizer.language,
         )
+        self.transcripts += 1
         log.info(
             "transcript %d: %r (confidence %.2f, %.1f s audio, %.0f ms, end: %s)",
             message.seq,
@@ -203,6 +216,63 @@ def _deliver(publish: Callable[[Any], None], message: TranscriptMessage | Partia
         log.exception("sink %s failed", getattr(publish, "__self__", publish))
 
 
+class Heartbeat:
+    """Keeps ``health.json`` in the state folder current and tells systemd how we are
+    (READY once audio flows, WATCHDOG only while healthy, STOPPING at shutdown)."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        report: Callable[[], HealthReport],
+        notifier: SystemdNotifier | None = None,
+    ) -> None:
+        self._state_dir = state_dir
+        self._report = report
+        self._notifier = notifier
+        self._stop = threading.Event()
+        self._write_failed = False
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def ready(self, status: str) -> None:
+        if self._notifier is not None:
+            self._notifier.ready(status)
+            self._notifier.start_watchdog(self.healthy)
+
+    def healthy(self) -> bool:
+        return not self._report().problems(time.time())
+
+    def stopping(self) -> None:
+        """Shutdown began: tell systemd (the health file keeps being written meanwhile)."""
+        if self._notifier is not None:
+            self._notifier.stopping("finishing the last utterance")
+
+    def close(self) -> None:
+        """Shutdown ended: stop writing and remove the health file (no daemon, no health)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        with contextlib.suppress(OSError):
+            (self._state_dir / HEALTH_FILE).unlink(missing_ok=True)
+
+    def _run(self) -> None:
+        while True:
+            self._write()
+            if self._stop.wait(HEALTH_INTERVAL_S):
+                return
+
+    def _write(self) -> None:
+        try:
+            write_health(self._state_dir, self._report())
+            self._write_failed = False
+        except OSError as err:
+            if not self._write_failed:  # say it once, not every second
+                log.error("cannot write health file in %s: %s", self._state_dir, err)
+            self._write_failed = True
+
+
 class Daemon:
     """Owns the pipeline; ``run()`` blocks until the source ends or ``request_stop()``."""
 
@@ -214,9 +284,17 @@ class Daemon:
         sinks: list[TranscriptSink],
         partials: bool = True,
         vad: GatedVad | None = None,
+        publisher: MqttPublisher | None = None,
+        state_dir: Path | None = None,
+        notifier: SystemdNotifier | None = None,
     ) -> None:
         self._source = source
         self._vad = vad
+        self._publisher = publisher
+        self._last_audio = 0.0  # time.monotonic() of the latest block
+        self._heartbeat = (
+            Heartbeat(state_dir, self.health_report, notifier) if state_dir is not None else None
+        )
         self._endpointer = endpointer
         self._worker = worker
         self._sinks = sinks
@@ -234,10 +312,29 @@ class Daemon:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def health_report(self) -> HealthReport:
+        """How the daemon is doing right now (for the health file and the watchdog)."""
+        flowing = time.monotonic() - self._last_audio < AUDIO_FLOWING_S
+        connected = self._publisher.connected if self._publisher is not None else False
+        pending = self._publisher.pending() if self._publisher is not None else 0
+        state = "stopping" if self.stopping else ("listening" if flowing else "waiting for audio")
+        return HealthReport(
+            pid=os.getpid(),
+            updated_at=time.time(),
+            listening=not self.stopping,
+            audio_flowing=flowing,
+            worker_alive=self._worker.alive,
+            broker_connected=connected,
+            spool_pending=pending,
+            status=f"{state}; {self._worker.transcripts} transcripts since start",
+        )
+
     def run(self) -> None:
         for sink in self._sinks:
             sink.start()
         self._worker.start()
+        if self._heartbeat is not None:
+            self._heartbeat.start()
         try:
             with contextlib.closing(self._source.blocks()) as blocks:
                 self._consume(blocks)
@@ -247,8 +344,11 @@ class Daemon:
     def _consume(self, blocks: Generator[AudioBlock, None, None]) -> None:
         first = True
         for block in blocks:
+            self._last_audio = time.monotonic()
             if first:
                 log.info("listening (first audio received)")
+                if self._heartbeat is not None:
+                    self._heartbeat.ready("listening")
                 first = False
             for event in self._endpointer.feed(block):
                 if isinstance(event, Utterance):
@@ -260,6 +360,8 @@ class Daemon:
                 return
 
     def _shutdown(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stopping()
         last = self._endpointer.flush()
         if last is not None:
             self._worker.submit_final(last)
@@ -277,6 +379,8 @@ class Daemon:
                 sink.close(SINK_CLOSE_TIMEOUT_S)
             except Exception:
                 log.exception("closing sink %s failed", sink)
+        if self._heartbeat is not None:
+            self._heartbeat.close()
 
     def _report_overruns(self, force: bool = False) -> None:
         # Capture overruns are counted by the source; log them, rate-limited but never silent.
@@ -300,7 +404,6 @@ def build_daemon(settings: Settings, stdout: TextIO | None = None) -> Daemon:
     from edge_asr.asr.recognizer import Recognizer
     from edge_asr.audio.capture import open_source
     from edge_asr.audio.vad import make_gated_vad
-    from edge_asr.mqtt.client import MqttPublisher
     from edge_asr.mqtt.topics import Topics
 
     audio = settings.audio
@@ -314,7 +417,8 @@ def build_daemon(settings: Settings, stdout: TextIO | None = None) -> Daemon:
         realtime=audio.realtime,
         stdin_rate=audio.stdin_rate,
     )
-    sequence = SequenceCounter(settings.resolved_state_dir())
+    state_dir = settings.resolved_state_dir()
+    sequence = SequenceCounter(state_dir)
     rec = settings.recognizer
     started = time.perf_counter()
     recognizer = Recognizer.load(
@@ -328,9 +432,11 @@ def build_daemon(settings: Settings, stdout: TextIO | None = None) -> Daemon:
         time.perf_counter() - started,
     )
     sinks: list[TranscriptSink] = []
+    publisher = None
     if settings.mqtt.enabled:
         topics = Topics(settings.mqtt.base_topic, settings.site_id)
-        sinks.append(MqttPublisher(settings.mqtt, topics))
+        publisher = MqttPublisher(settings.mqtt, topics)
+        sinks.append(publisher)
     if settings.output.stdout and stdout is not None:
         sinks.append(StdoutSink(stdout))
     vad = make_gated_vad(settings.vad)
@@ -340,4 +446,14 @@ def build_daemon(settings: Settings, stdout: TextIO | None = None) -> Daemon:
         partial_interval_ms=rec.partial_interval_ms if rec.partials else None,
     )
     worker = RecognitionWorker(recognizer, sinks, sequence, settings.site_id, rec.queue_size)
-    return Daemon(source, endpointer, worker, sinks, partials=rec.partials, vad=vad)
+    return Daemon(
+        source,
+        endpointer,
+        worker,
+        sinks,
+        partials=rec.partials,
+        vad=vad,
+        publisher=publisher,
+        state_dir=state_dir,
+        notifier=SystemdNotifier(),
+    )
