@@ -84,8 +84,10 @@ if sub systemd-run -q --wait --pipe -p User=nobody -p LoadCredential=x:/etc/edge
   sub rm /etc/systemd/system/edge-asr.service.d/no-credentials.conf
   sub systemctl daemon-reload
   echo "LoadCredential= works here: checked as shipped" >&2
+  password_via="the LoadCredential= credential"
 else
   echo "LoadCredential= unreadable in this container (environment, not the unit): password via a file" >&2
+  password_via="a password file (LoadCredential= unusable in this container)"
 fi
 sub systemctl start edge-asr.service || true
 sub timeout 90 mosquitto_sub -h 127.0.0.1 -u edge-asr -P check-password -t 'edge-asr/#' -v -W 85 \
@@ -104,4 +106,4 @@ grep -q '/transcript ' "$WORK/mqtt.log" || { tail -30 "$WORK/journal.txt"; die "
 sub sh -c 'ls -la /var/lib/private/edge-asr/ && test -d /var/lib/private/edge-asr' >&2 \
   || die "no state in /var/lib/private/edge-asr"
 sub systemd-analyze security --no-pager edge-asr.service | tail -1 >&2
-echo "systemd-check: passed (Type=notify ready, watchdog quiet for 85 s, MQTT with credential, state dir)"
+echo "systemd-check: passed (Type=notify ready, watchdog quiet for 85 s, state dir, MQTT auth with $password_via)"
