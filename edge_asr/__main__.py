@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "run": "edge_asr.cli.run",
     "devices": "edge_asr.cli.devices",
     "health": "edge_asr.cli.health",
+    "serve": "edge_asr.cli.serve",
 }
 
 

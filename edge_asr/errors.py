@@ -15,6 +15,14 @@ class AudioError(EdgeAsrError):
     """An audio file or stream cannot be used (missing, not audio, empty, NaN, too long)."""
 
 
+class AudioFormatError(AudioError):
+    """The data is not audio libsndfile can decode (a service answers 415)."""
+
+
+class AudioTooLongError(AudioError):
+    """The audio is longer than the limit (a service answers 413)."""
+
+
 class GrammarError(EdgeAsrError):
     """A sentences file cannot be parsed."""
 

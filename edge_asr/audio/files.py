@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-from edge_asr.errors import AudioError
+from edge_asr.errors import AudioError, AudioFormatError, AudioTooLongError
 
 DEFAULT_MAX_DURATION_S = 3600.0
 
@@ -40,29 +42,47 @@ def read_audio(path: Path | str, max_duration_s: float = DEFAULT_MAX_DURATION_S)
         raise AudioError(f"{path}: no such file")
     if path.is_dir():
         raise AudioError(f"{path}: is a directory")
+    return _decode(str(path), lambda: str(path), max_duration_s)
+
+
+def read_audio_bytes(
+    data: bytes, max_duration_s: float = DEFAULT_MAX_DURATION_S, name: str = "audio"
+) -> Audio:
+    """Decode audio held in memory (an upload), with the same checks as ``read_audio``.
+
+    ``name`` starts each error message, e.g. the uploaded file's name.
+    """
+    if not data:
+        raise AudioError(f"{name}: contains no audio (empty body)")
+    return _decode(name, lambda: io.BytesIO(data), max_duration_s)
+
+
+def _decode(name: str, open_source: Any, max_duration_s: float) -> Audio:
+    """Check what libsndfile says about the source, then decode it; ``open_source()`` gives a
+    fresh path or file object for each of the two reads."""
     try:
-        info = sf.info(str(path))
+        info = sf.info(open_source())
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise AudioError(f"{path}: not a readable audio file ({_reason(e)})") from None
+        raise AudioFormatError(f"{name}: not a readable audio file ({_reason(e)})") from None
     if info.channels < 1:
-        raise AudioError(f"{path}: has no audio channels")
+        raise AudioError(f"{name}: has no audio channels")
     if info.samplerate <= 0:
-        raise AudioError(f"{path}: invalid sample rate {info.samplerate}")
+        raise AudioError(f"{name}: invalid sample rate {info.samplerate}")
     if info.frames <= 0:
-        raise AudioError(f"{path}: contains no audio")
+        raise AudioError(f"{name}: contains no audio")
     duration = info.frames / info.samplerate
     if duration > max_duration_s:
-        raise AudioError(
-            f"{path}: {duration:.1f} s long, more than the {max_duration_s:g} s limit"
+        raise AudioTooLongError(
+            f"{name}: {duration:.1f} s long, more than the {max_duration_s:g} s limit"
         )
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        data, rate = sf.read(open_source(), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
-        raise AudioError(f"{path}: cannot decode audio ({_reason(e)})") from None
+        raise AudioFormatError(f"{name}: cannot decode audio ({_reason(e)})") from None
     if data.size == 0:
-        raise AudioError(f"{path}: contains no audio")
+        raise AudioError(f"{name}: contains no audio")
     if not np.isfinite(data).all():
-        raise AudioError(f"{path}: contains NaN or infinite samples")
+        raise AudioError(f"{name}: contains NaN or infinite samples")
     return Audio(to_mono(data), int(rate))
 
 

@@ -1,0 +1,304 @@
+"""The HTTP API: ``POST /transcribe``, ``GET /health``, ``GET /ready``, ``GET /metrics``.
+
+``create_app`` builds a FastAPI app around a loaded recognizer; ``build_server`` wraps it in a
+uvicorn server that ``edge-asr serve`` runs in the foreground and the daemon can run in a
+thread (``server.run()``; stop with ``server.should_exit = True``). Recognition runs in a
+worker thread pool, never on the event loop. Needs the ``[http]`` extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import signal
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import FrameType
+
+import uvicorn
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
+
+from edge_asr import __version__
+from edge_asr.asr.recognizer import Recognizer, Transcript
+from edge_asr.audio.files import read_audio_bytes
+from edge_asr.errors import AudioError, AudioFormatError, AudioTooLongError
+from edge_asr.service.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+SOURCE = "http"
+
+Readiness = Callable[[], tuple[bool, str]]
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """What one request may ask of the service."""
+
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_duration_s: float = 300.0
+    workers: int = 1  # transcriptions at once; more requests wait for a free worker
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+
+
+class TranscriptResponse(BaseModel):
+    """The answer to ``POST /transcribe`` (same field names as the MQTT transcript)."""
+
+    text: str
+    confidence: float = Field(description="0..1, how sure the model is of this text")
+    duration_s: float = Field(description="length of the audio")
+    processing_ms: float = Field(description="time spent recognizing")
+    intent: str | None = Field(default=None, description="sentences-file section, if any")
+    model: ModelInfo
+    lang: str
+
+
+class _TooLarge(Exception):
+    """The request body grew past the upload limit while being read."""
+
+
+def create_app(
+    recognizer: Recognizer,
+    readiness: Readiness,
+    metrics: Metrics,
+    token: str | None = None,
+    limits: HttpLimits | None = None,
+) -> FastAPI:
+    """The API around ``recognizer``.
+
+    ``readiness()`` says whether the process can do its job and why not (``GET /ready``);
+    ``token``, when set, must come as ``Authorization: Bearer <token>`` on ``/transcribe``
+    and ``/metrics`` (``/health`` and ``/ready`` stay open for probes).
+    """
+    limits = limits or HttpLimits()
+    executor = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="edge-asr-http")
+    metrics.set_model(recognizer.model_name, recognizer.model_version, recognizer.language)
+    model = ModelInfo(name=recognizer.model_name, version=recognizer.model_version)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="edge-asr",
+        version=__version__,
+        description="Offline speech recognition: POST audio, get the transcript.",
+        lifespan=lifespan,
+    )
+
+    def authorized(request: Request) -> None:
+        if token is None:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            metrics.reject(SOURCE, "unauthorized")
+            raise HTTPException(
+                401,
+                "missing or wrong bearer token (send 'Authorization: Bearer <token>')",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        """Readiness: 200 when the service can transcribe now, else 503 with the reason."""
+        try:
+            ok, status = readiness()
+        except Exception as e:  # a broken check must not take the endpoint down
+            log.exception("readiness check failed")
+            ok, status = False, f"readiness check failed: {e}"
+        return JSONResponse({"ready": ok, "status": status}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", dependencies=[Depends(authorized)])
+    async def prometheus_metrics() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.post(
+        "/transcribe",
+        dependencies=[Depends(authorized)],
+        response_model=TranscriptResponse,
+        responses={
+            401: {"description": "missing or wrong bearer token"},
+            413: {"description": "upload or audio longer than the limit"},
+            415: {"description": "not audio libsndfile can decode"},
+            422: {"description": "audio that cannot be used (empty, NaN) or no file part"},
+        },
+    )
+    async def transcribe(request: Request) -> TranscriptResponse:
+        """Transcribe one recording: the raw file as the body, or a multipart form with
+        one file part. Any format and rate libsndfile reads."""
+        data, name = await _read_upload(request, limits.max_upload_bytes, metrics)
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(
+                executor, _recognize, recognizer, data, limits.max_duration_s, name
+            )
+        except AudioTooLongError as e:
+            metrics.reject(SOURCE, "too_large")
+            raise HTTPException(413, str(e)) from None
+        except AudioFormatError as e:
+            metrics.reject(SOURCE, "not_audio")
+            raise HTTPException(415, str(e)) from None
+        except AudioError as e:
+            metrics.reject(SOURCE, "bad_audio")
+            raise HTTPException(422, str(e)) from None
+        except Exception:
+            log.exception("transcription of %s failed", name)
+            raise HTTPException(500, f"{name}: transcription failed (see the server log)") from None
+        metrics.observe(SOURCE, result)
+        log.info(
+            "transcribed %.2f s of %s in %.0f ms", result.duration_s, name, result.processing_ms
+        )
+        log.debug("transcript of %s: %r", name, result.text)
+        return TranscriptResponse(
+            text=result.text,
+            confidence=round(result.confidence, 4),
+            duration_s=result.duration_s,
+            processing_ms=result.processing_ms,
+            intent=result.intent,
+            model=model,
+            lang=recognizer.language,
+        )
+
+    return app
+
+
+def _recognize(recognizer: Recognizer, data: bytes, max_duration_s: float, name: str) -> Transcript:
+    audio = read_audio_bytes(data, max_duration_s, name=name)
+    return recognizer.transcribe(audio.samples, audio.sample_rate)
+
+
+async def _read_upload(request: Request, limit: int, metrics: Metrics) -> tuple[bytes, str]:
+    """The uploaded audio and a name for messages; HTTPException for a bad request."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            declared = int(length)
+        except ValueError:
+            raise HTTPException(400, f"Content-Length {length!r} is not a number") from None
+        if declared > limit:
+            metrics.reject(SOURCE, "too_large")
+            raise HTTPException(413, _too_large(limit))
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        # What `curl --data @file` sends: the file mangled (newlines stripped) as a form.
+        metrics.reject(SOURCE, "not_audio")
+        raise HTTPException(
+            415,
+            "a url-encoded form is not audio: send the file as the body "
+            "(curl --data-binary @a.wav) or as a multipart file part (curl -F file=@a.wav)",
+        )
+    try:
+        if content_type.startswith("multipart/form-data"):
+            return await _read_multipart(request, limit, metrics)
+        body = b"".join([chunk async for chunk in _limited(request.stream(), limit)])
+    except _TooLarge:
+        metrics.reject(SOURCE, "too_large")
+        raise HTTPException(413, _too_large(limit)) from None
+    except ClientDisconnect:
+        # Nobody is left to answer; the status only shows in logs and metrics.
+        log.info("client disconnected during the upload")
+        metrics.reject(SOURCE, "disconnected")
+        raise HTTPException(400, "client disconnected during the upload") from None
+    if not body:
+        metrics.reject(SOURCE, "bad_audio")
+        raise HTTPException(
+            422, "empty body: send the audio file as the body or as a multipart file part"
+        )
+    return body, "request body"
+
+
+async def _read_multipart(request: Request, limit: int, metrics: Metrics) -> tuple[bytes, str]:
+    parser = MultiPartParser(
+        request.headers, _limited(request.stream(), limit), max_files=1, max_fields=16
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as e:
+        metrics.reject(SOURCE, "bad_form")
+        raise HTTPException(400, f"malformed multipart form: {e.message}") from None
+    try:
+        files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+        if not files:
+            metrics.reject(SOURCE, "bad_form")
+            raise HTTPException(
+                422, "multipart form has no file part: send the audio as e.g. -F file=@a.wav"
+            )
+        upload = files[0]
+        data = await upload.read()
+        name = upload.filename or "uploaded file"
+    finally:
+        await form.close()
+    if not data:
+        metrics.reject(SOURCE, "bad_audio")
+        raise HTTPException(422, f"{name}: contains no audio (empty file part)")
+    return data, name
+
+
+async def _limited(stream: AsyncGenerator[bytes, None], limit: int) -> AsyncGenerator[bytes, None]:
+    total = 0
+    async for chunk in stream:
+        total += len(chunk)
+        if total > limit:
+            raise _TooLarge
+        yield chunk
+
+
+def _too_large(limit: int) -> str:
+    return f"upload larger than the {limit / 1e6:g} MB limit"
+
+
+def build_server(
+    app: FastAPI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
+) -> uvicorn.Server:
+    """A uvicorn server for ``app`` that logs through the stdlib root logger.
+
+    ``server.run()`` blocks and stops on SIGTERM/SIGINT; from another thread set
+    ``server.should_exit = True``.
+    """
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=5,
+        # Slow or stuck clients cannot pile up without bound.
+        limit_concurrency=64,
+        timeout_graceful_shutdown=10,
+    )
+    return _Server(config)
+
+
+class _Server(uvicorn.Server):
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # A stop request is a normal end: exit 0 instead of re-raising the signal afterwards.
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        else:
+            self.should_exit = True
