@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "devices": "edge_asr.cli.devices",
     "health": "edge_asr.cli.health",
     "serve": "edge_asr.cli.serve",
+    "wyoming": "edge_asr.cli.wyoming",
 }
 
 

@@ -476,3 +476,22 @@ def test_sigterm_stops_the_service_cleanly(tmp_path: Path, test_model: ModelUnde
     assert svc.stop() == 0
     assert wait_until(lambda: svc.proc.poll() is not None, 5)
     assert "Traceback" not in svc.log
+
+
+def test_daemon_metrics_render_what_the_daemon_sets() -> None:
+    from edge_asr.asr.recognizer import Transcript
+    from edge_asr.service.metrics import Metrics
+
+    metrics = Metrics(daemon=True)
+    metrics.observe("mic", Transcript("stop the alarm", 0.9, duration_s=2.0, processing_ms=50.0))
+    metrics.audio_overrun(3)
+    metrics.set_spool_depth(7)
+    metrics.set_broker_connected(True)
+    text = metrics.render()[0].decode()
+    assert 'edge_asr_utterances_total{source="mic"} 1.0' in text
+    assert 'edge_asr_rtf_sum{source="mic"} 0.025' in text
+    assert "edge_asr_audio_overruns_total 3.0" in text
+    assert "edge_asr_spool_depth 7.0" in text
+    assert "edge_asr_broker_connected 1.0" in text
+    # Each Metrics has its own registry: a second one starts from zero.
+    assert "edge_asr_spool_depth 0.0" in Metrics(daemon=True).render()[0].decode()

@@ -50,14 +50,14 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+def add_limit_arguments(parser: argparse.ArgumentParser, max_duration_s: float = 300.0) -> None:
     """Options shared by the network services."""
     parser.add_argument(
         "--max-duration",
         type=float,
-        default=300.0,
+        default=max_duration_s,
         metavar="SECONDS",
-        help="refuse longer audio (default: 300)",
+        help=f"refuse longer audio (default: {max_duration_s:g})",
     )
     parser.add_argument(
         "--workers",
