@@ -495,3 +495,35 @@ def test_daemon_metrics_render_what_the_daemon_sets() -> None:
     assert "edge_asr_broker_connected 1.0" in text
     # Each Metrics has its own registry: a second one starts from zero.
     assert "edge_asr_spool_depth 0.0" in Metrics(daemon=True).render()[0].decode()
+
+
+def test_embedded_server_in_a_thread_reports_readiness_as_it_changes(recognizer: object) -> None:
+    """How the daemon embeds the API: its own readiness check, its Metrics, a server thread."""
+    import threading
+
+    from edge_asr.service.http import build_server, create_app
+    from edge_asr.service.metrics import Metrics
+
+    state = {"ready": False, "status": "no audio from the microphone yet"}
+    metrics = Metrics(daemon=True)
+    app = create_app(recognizer, lambda: (state["ready"], state["status"]), metrics)  # type: ignore[arg-type]
+    port = free_port()
+    server = build_server(app, "127.0.0.1", port)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        assert wait_until(lambda: server.started, 10)
+        url = f"http://127.0.0.1:{port}"
+        r = httpx.get(url + "/ready")
+        assert (r.status_code, r.json()) == (
+            503,
+            {"ready": False, "status": "no audio from the microphone yet"},
+        )
+        state.update(ready=True, status="listening")
+        assert httpx.get(url + "/ready").status_code == 200
+        metrics.set_broker_connected(True)
+        assert "edge_asr_broker_connected 1.0" in httpx.get(url + "/metrics").text
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert not thread.is_alive()
