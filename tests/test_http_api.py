@@ -299,9 +299,22 @@ def test_multipart_without_a_file_part_is_422(client: httpx.Client) -> None:
     assert "no file part" in r.json()["detail"]
 
 
-def test_url_encoded_form_is_415_explaining_how_to_send_a_file(client: httpx.Client) -> None:
-    # curl --data @file.wav (instead of --data-binary) sends this.
-    r = client.post("/transcribe", data={"RIFF": "WAVE"})
+def test_curl_data_binary_upload_is_transcribed(
+    client: httpx.Client, kitchen: Path, recognizer: object
+) -> None:
+    # curl --data-binary @file labels the body as a url-encoded form.
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    r = client.post("/transcribe", content=kitchen.read_bytes(), headers=form)
+    assert r.status_code == 200, r.text
+    assert r.json()["text"] == expected_text(recognizer, kitchen)
+
+
+def test_curl_data_mangled_upload_is_415_explaining_how_to_send_a_file(
+    client: httpx.Client, kitchen: Path
+) -> None:
+    # curl --data @file (not --data-binary) strips newlines and carriage returns.
+    mangled = kitchen.read_bytes()[:44].replace(b"RIFF", b"RIF")
+    r = client.post("/transcribe", data={mangled.decode("latin-1"): ""})
     assert r.status_code == 415
     assert "--data-binary" in r.json()["detail"]
 

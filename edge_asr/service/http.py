@@ -101,6 +101,9 @@ def create_app(
         version=__version__,
         description="Offline speech recognition: POST audio, get the transcript.",
         lifespan=lifespan,
+        # The interactive docs load scripts from a CDN, which an offline device cannot reach.
+        docs_url=None,
+        redoc_url=None,
     )
 
     def authorized(request: Request) -> None:
@@ -162,7 +165,11 @@ def create_app(
             raise HTTPException(413, str(e)) from None
         except AudioFormatError as e:
             metrics.reject(SOURCE, "not_audio")
-            raise HTTPException(415, str(e)) from None
+            hint = ""
+            if request.headers.get("content-type", "").startswith("application/x-www-form"):
+                # curl sends files this way with --data-binary (fine) and --data (mangled).
+                hint = "; with curl, send files with --data-binary @FILE or -F file=@FILE"
+            raise HTTPException(415, f"{e}{hint}") from None
         except AudioError as e:
             metrics.reject(SOURCE, "bad_audio")
             raise HTTPException(422, str(e)) from None
@@ -204,14 +211,6 @@ async def _read_upload(request: Request, limit: int, metrics: Metrics) -> tuple[
             metrics.reject(SOURCE, "too_large")
             raise HTTPException(413, _too_large(limit))
     content_type = request.headers.get("content-type", "").lower()
-    if content_type.startswith("application/x-www-form-urlencoded"):
-        # What `curl --data @file` sends: the file mangled (newlines stripped) as a form.
-        metrics.reject(SOURCE, "not_audio")
-        raise HTTPException(
-            415,
-            "a url-encoded form is not audio: send the file as the body "
-            "(curl --data-binary @a.wav) or as a multipart file part (curl -F file=@a.wav)",
-        )
     try:
         if content_type.startswith("multipart/form-data"):
             return await _read_multipart(request, limit, metrics)
