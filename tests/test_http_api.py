@@ -540,3 +540,42 @@ def test_embedded_server_in_a_thread_reports_readiness_as_it_changes(recognizer:
         server.should_exit = True
         thread.join(10)
     assert not thread.is_alive()
+
+
+def test_requests_over_max_pending_get_503_and_the_first_still_completes(
+    tmp_path: Path, test_model: ModelUnderTest, kitchen: Path
+) -> None:
+    import threading
+
+    svc = start_service(tmp_path, test_model.path, "--max-pending", "1")
+    release = threading.Event()
+    data = kitchen.read_bytes()
+
+    def slow_body() -> Iterator[bytes]:
+        yield data[:1000]
+        release.wait(30)  # holds the only slot while the second request arrives
+        yield data[1000:]
+
+    first: list[httpx.Response] = []
+    thread = threading.Thread(
+        target=lambda: first.append(
+            httpx.post(svc.url + "/transcribe", content=slow_body(), timeout=60)
+        )
+    )
+    try:
+        thread.start()
+        # Wait until the slow upload holds the slot.
+        assert wait_until(
+            lambda: httpx.post(svc.url + "/transcribe", content=data).status_code == 503, 10
+        )
+        busy = httpx.post(svc.url + "/transcribe", content=data)
+        assert busy.status_code == 503
+        assert busy.headers["retry-after"] == "1"
+        assert "busy" in busy.json()["detail"]
+        release.set()
+        thread.join(30)
+        assert first[0].status_code == 200, first[0].text
+        assert httpx.post(svc.url + "/transcribe", content=data).status_code == 200
+    finally:
+        release.set()
+        assert svc.stop() == 0, svc.log

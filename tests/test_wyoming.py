@@ -339,6 +339,7 @@ BAD_INPUT = {
     "extra-data-not-json": (header("describe", data_length=5) + b"nope!", "bad-event", "JSON"),
     "width-3": (start_event(width=3), "bad-audio-format", "width 3"),
     "rate-0": (start_event(rate=0), "bad-audio-format", "rate 0"),
+    "rate-too-high": (start_event(rate=192_000), "bad-audio-format", "rate 192000"),
     "rate-as-text": (start_event(rate="16000"), "bad-audio-format", "'rate'"),
     "no-channels": (start_event(channels=0), "bad-audio-format", "0 channels"),
     "chunk-without-format": (
@@ -397,6 +398,37 @@ def test_clients_vanishing_mid_event_or_mid_stream_leave_the_server_working(
         recognizer, kitchen
     )
     assert server.proc.poll() is None
+
+
+def test_clients_over_max_clients_get_an_error_and_the_others_go_on(
+    tmp_path: Path, test_model: ModelUnderTest, kitchen: Path, recognizer: Any
+) -> None:
+    srv = start_server(tmp_path, test_model.path, "--max-clients", "2")
+
+    async def run() -> tuple[list[Event], str]:
+        first, second = srv.client(), srv.client()
+        async with first, second:
+            await first.write_event(Ping().event())
+            await second.write_event(Ping().event())
+            assert await first.read_event() is not None
+            assert await second.read_event() is not None
+            refused = await raw_exchange(srv.port, b"")
+            await first.write_event(Transcribe().event())
+            await send_audio(first, kitchen)
+            return refused, final_text(await read_until_transcript(first))
+
+    try:
+        refused, text = asyncio.run(run())
+        assert [(e.type, e.data.get("code")) for e in refused] == [("error", "too-many-clients")]
+        assert text == expected_text(recognizer, kitchen)
+
+        def accepted() -> bool:  # once the server has seen both clients leave
+            answer = asyncio.run(raw_exchange(srv.port, header("ping") + b"bye\n"))
+            return [e.type for e in answer] == ["pong", "error"]
+
+        assert wait_until(accepted, 5)
+    finally:
+        assert srv.stop() == 0, srv.log
 
 
 # --- the command line ------------------------------------------------------------------------

@@ -44,6 +44,14 @@ def add_parser(subparsers: Any) -> None:
         metavar="MB",
         help="refuse larger uploads with 413 (default: 25)",
     )
+    parser.add_argument(
+        "--max-pending",
+        type=positive_int,
+        default=8,
+        metavar="N",
+        help="requests under way at once (uploading, waiting, transcribing); more get 503 "
+        "(default: 8)",
+    )
     add_limit_arguments(parser)
     add_model_arguments(parser)
     model_defaults_from_settings(parser)
@@ -136,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * 1e6),
         max_duration_s=args.max_duration,
         workers=args.workers,
+        max_pending=args.max_pending,
     )
     model = f"{recognizer.model_name} {recognizer.model_version}"
     app = create_app(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_asr.cli.serve import add_limit_arguments, load_recognizer, model_defaults_from_settings
-from edge_asr.cli.transcribe import add_model_arguments
+from edge_asr.cli.transcribe import add_model_arguments, positive_int
 
 EXIT_BAD_SETUP = 2
 DEFAULT_URI = "tcp://127.0.0.1:10300"  # the same as edge_asr.service.wyoming.DEFAULT_URI
@@ -33,6 +33,13 @@ def add_parser(subparsers: Any) -> None:
         "--no-streaming",
         action="store_true",
         help="send only 'transcript', not transcript-start/-chunk/-stop",
+    )
+    parser.add_argument(
+        "--max-clients",
+        type=positive_int,
+        default=8,
+        metavar="N",
+        help="connections at once; more get an error event (default: 8)",
     )
     add_limit_arguments(parser, max_duration_s=60.0)
     add_model_arguments(parser)
@@ -61,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_SETUP
     server = WyomingServer(
         recognizer,
-        WyomingLimits(max_duration_s=args.max_duration, workers=args.workers),
+        WyomingLimits(
+            max_duration_s=args.max_duration, workers=args.workers, max_clients=args.max_clients
+        ),
         streaming=not args.no_streaming,
     )
     try:

@@ -48,6 +48,8 @@ class HttpLimits:
     max_upload_bytes: int = 25 * 1024 * 1024
     max_duration_s: float = 300.0
     workers: int = 1  # transcriptions at once; more requests wait for a free worker
+    # Requests being uploaded, waiting or transcribed at once; more get 503 (bounds memory).
+    max_pending: int = 8
 
 
 class ModelInfo(BaseModel):
@@ -88,6 +90,7 @@ def create_app(
     executor = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="edge-asr-http")
     metrics.set_model(recognizer.model_name, recognizer.model_version, recognizer.language)
     model = ModelInfo(name=recognizer.model_name, version=recognizer.model_version)
+    pending = [0]  # /transcribe requests under way
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -149,11 +152,27 @@ def create_app(
             413: {"description": "upload or audio longer than the limit"},
             415: {"description": "not audio libsndfile can decode"},
             422: {"description": "audio that cannot be used (empty, NaN) or no file part"},
+            503: {"description": "too many requests under way; retry later"},
         },
     )
     async def transcribe(request: Request) -> TranscriptResponse:
         """Transcribe one recording: the raw file as the body, or a multipart form with
         one file part. Any format and rate libsndfile reads."""
+        # The event loop is one thread: this count needs no lock.
+        if pending[0] >= limits.max_pending:
+            metrics.reject(SOURCE, "busy")
+            raise HTTPException(
+                503,
+                f"busy: {pending[0]} requests under way, the most allowed; retry later",
+                headers={"Retry-After": "1"},
+            )
+        pending[0] += 1
+        try:
+            return await _transcribe(request)
+        finally:
+            pending[0] -= 1
+
+    async def _transcribe(request: Request) -> TranscriptResponse:
         data, name = await _read_upload(request, limits.max_upload_bytes, metrics)
         loop = asyncio.get_running_loop()
         try:

@@ -45,7 +45,7 @@ SOURCE = "wyoming"
 PROJECT_URL = "https://github.com/edge-asr/edge-asr"
 SAMPLE_WIDTHS = (1, 2, 4)  # bytes: unsigned 8-bit, signed 16-bit, signed 32-bit PCM
 MAX_CHANNELS = 8
-RATE_RANGE = (1000, 384_000)
+RATE_RANGE = (1000, 96_000)  # with max_duration_s and max_clients, bounds the audio held
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class WyomingLimits:
     max_header_bytes: int = 64 * 1024  # the JSON line and its data
     max_payload_bytes: int = 1024 * 1024  # one event's binary payload (an audio chunk)
     workers: int = 1  # transcriptions at once; more wait for a free worker
+    max_clients: int = 8  # connections at once; more get an error event and are closed
 
 
 class ProtocolError(EdgeAsrError):
@@ -401,6 +402,12 @@ class WyomingServer:
             self.streaming,
         )
         try:
+            if len(self._connections) > self.limits.max_clients:
+                raise ProtocolError(
+                    f"busy: {self.limits.max_clients} clients are connected, the most allowed; "
+                    "try again later",
+                    "too-many-clients",
+                )
             while (event := await read_event(reader, self.limits)) is not None:
                 await session.handle(event)
         except ProtocolError as e:
