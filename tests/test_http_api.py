@@ -60,7 +60,9 @@ class Service:
         return int(self.proc.returncode)
 
 
-def start_service(tmp: Path, model: Path, *args: str, env: dict[str, str] | None = None) -> Service:
+def start_service(
+    tmp: Path, model: Path | None, *args: str, env: dict[str, str] | None = None
+) -> Service:
     port = free_port()
     log_path = tmp / f"serve-{port}.log"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_ASR_")}
@@ -68,7 +70,8 @@ def start_service(tmp: Path, model: Path, *args: str, env: dict[str, str] | None
     full_env.update(env or {})
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "edge_asr", "serve", "--model", str(model)]
+            [sys.executable, "-m", "edge_asr", "serve"]
+            + (["--model", str(model)] if model is not None else [])
             + ["--port", str(port), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -438,6 +441,27 @@ def test_binds_to_localhost_without_token_by_default(
         if other is not None:
             with pytest.raises(OSError):
                 socket.create_connection((other, svc.port), timeout=2).close()
+    finally:
+        assert svc.stop() == 0, svc.log
+
+
+def test_model_settings_come_from_config_and_environment_as_in_kubernetes(
+    tmp_path: Path, test_model: ModelUnderTest, recognizer: object
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"recognizer:\n  model_dir: {test_model.path}\n", encoding="utf-8")
+    svc = start_service(
+        tmp_path,
+        None,
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        env={"EDGE_ASR_RECOGNIZER__NUM_THREADS": "2"},
+    )
+    try:
+        status = httpx.get(svc.url + "/ready").json()["status"]
+        assert recognizer.model_name in status  # type: ignore[attr-defined]
     finally:
         assert svc.stop() == 0, svc.log
 
