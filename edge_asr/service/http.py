@@ -82,7 +82,8 @@ def create_app(
 ) -> FastAPI:
     """The API around ``recognizer``.
 
-    ``readiness()`` says whether the process can do its job and why not (``GET /ready``);
+    ``readiness()`` says whether the process can do its job and why not (``GET /ready``); it
+    runs on the event loop, so it must answer at once (read state, do not wait for it);
     ``token``, when set, must come as ``Authorization: Bearer <token>`` on ``/transcribe``
     and ``/metrics`` (``/health`` and ``/ready`` stay open for probes).
     """
@@ -109,7 +110,7 @@ def create_app(
         redoc_url=None,
     )
 
-    def authorized(request: Request) -> None:
+    async def authorized(request: Request) -> None:
         if token is None:
             return
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
