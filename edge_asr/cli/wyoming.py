@@ -11,7 +11,7 @@ from edge_asr.cli.serve import add_limit_arguments, load_recognizer, model_defau
 from edge_asr.cli.transcribe import add_model_arguments, positive_int
 
 EXIT_BAD_SETUP = 2
-DEFAULT_URI = "tcp://127.0.0.1:10300"  # the same as edge_asr.service.wyoming.DEFAULT_URI
+DEFAULT_URI = "tcp://127.0.0.1:10300"  # this machine only, unless told otherwise
 
 
 def add_parser(subparsers: Any) -> None:

@@ -34,8 +34,6 @@ from edge_asr.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8080
 SOURCE = "http"
 
 Readiness = Callable[[], tuple[bool, str]]
@@ -291,9 +289,7 @@ def _too_large(limit: int) -> str:
     return f"upload larger than the {limit / 1e6:g} MB limit"
 
 
-def build_server(
-    app: FastAPI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
-) -> uvicorn.Server:
+def build_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
     """A uvicorn server for ``app`` that logs through the stdlib root logger.
 
     ``server.run()`` blocks and stops on SIGTERM/SIGINT; from another thread set

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URI = "tcp://127.0.0.1:10300"
 SOURCE = "wyoming"
 PROJECT_URL = "https://github.com/edge-asr/edge-asr"
 SAMPLE_WIDTHS = (1, 2, 4)  # bytes: unsigned 8-bit, signed 16-bit, signed 32-bit PCM
