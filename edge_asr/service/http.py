@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_asr import __version__
 from edge_asr.asr.recognizer import Recognizer, Transcript
@@ -296,7 +297,7 @@ def build_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
     ``server.should_exit = True``.
     """
     config = uvicorn.Config(
-        app,
+        _AnswerLostIsNotAnError(app),
         host=host,
         port=port,
         log_config=None,
@@ -308,6 +309,33 @@ def build_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
         timeout_graceful_shutdown=10,
     )
     return _Server(config)
+
+
+class _AnswerLost(Exception):
+    """The connection broke before the answer could be sent."""
+
+
+class _AnswerLostIsNotAnError:
+    """Logs a broken connection in one line instead of uvicorn's traceback.
+
+    A request whose body turns out to be malformed gets uvicorn's own 400 while the
+    endpoint is still running; the endpoint's answer then has nowhere to go.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def guarded_send(message: Message) -> None:
+            try:
+                await send(message)
+            except Exception as e:
+                raise _AnswerLost(f"{type(e).__name__}: {e}") from e
+
+        try:
+            await self.app(scope, receive, guarded_send)
+        except _AnswerLost as e:
+            log.info("answer to %s %s not sent: %s", scope.get("method"), scope.get("path"), e)
 
 
 class _Server(uvicorn.Server):
