@@ -492,3 +492,45 @@ def test_port_in_use_exits_2(server: Server, test_model: ModelUnderTest) -> None
     )
     assert result.returncode == 2
     assert f"cannot listen on {server.uri}" in result.stderr
+
+
+def test_embedded_in_a_thread_with_metrics_as_the_daemon_would(
+    kitchen: Path, recognizer: Any
+) -> None:
+    import threading
+
+    pytest.importorskip("prometheus_client")
+    from edge_asr.service.metrics import Metrics
+    from edge_asr.service.wyoming import WyomingServer
+
+    metrics = Metrics(daemon=True)
+    server = WyomingServer(recognizer, metrics=metrics)
+    port = free_port()
+    loop_box: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    async def main() -> None:
+        stopping = asyncio.Event()
+        loop_box.append((asyncio.get_running_loop(), stopping))
+        await server.serve(f"tcp://127.0.0.1:{port}", stopping)
+
+    thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    thread.start()
+    srv = Server(proc=None, uri=f"tcp://127.0.0.1:{port}", log_path=Path("/dev/null"), port=port)  # type: ignore[arg-type]
+    try:
+        assert wait_until(lambda: bool(loop_box), 10)
+
+        def answers() -> bool:
+            try:
+                return final_text(asyncio.run(transcribe(srv, kitchen))) is not None
+            except OSError:
+                return False
+
+        assert wait_until(answers, 10)
+        text = metrics.render()[0].decode()
+        assert 'edge_asr_utterances_total{source="wyoming"} 1.0' in text
+    finally:
+        if loop_box:
+            loop, stopping = loop_box[0]
+            loop.call_soon_threadsafe(stopping.set)
+        thread.join(10)
+    assert not thread.is_alive()

@@ -49,6 +49,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
+    import signal
 
     try:
         from edge_asr.service.wyoming import WyomingLimits, WyomingServer
@@ -73,8 +74,16 @@ def run(args: argparse.Namespace) -> int:
         ),
         streaming=not args.no_streaming,
     )
+
+    async def serve_until_signal() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        await server.serve(args.uri, stopping)
+
     try:
-        asyncio.run(server.serve_until_signal(args.uri))
+        asyncio.run(serve_until_signal())
     except EdgeAsrError as e:
         print(f"edge-asr: error: {e}", file=sys.stderr)
         return EXIT_BAD_SETUP

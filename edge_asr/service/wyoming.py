@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -348,13 +347,13 @@ class WyomingServer:
             await self._server.wait_closed()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def serve_until_signal(self, uri: str) -> None:
-        """Run until SIGTERM or SIGINT (main thread only), then stop cleanly."""
+    async def serve(self, uri: str, stopping: asyncio.Event) -> None:
+        """Listen on ``uri`` until ``stopping`` is set, then close every connection.
+
+        The command line sets ``stopping`` on SIGTERM; the daemon can run this in a thread of
+        its own (``asyncio.run``) and set it with ``loop.call_soon_threadsafe(stopping.set)``.
+        """
         await self.start(uri)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         log.info(
             "serving %s %s over Wyoming on %s",
             self.recognizer.model_name,
@@ -362,7 +361,7 @@ class WyomingServer:
             uri,
         )
         try:
-            await stop.wait()
+            await stopping.wait()
         finally:
             log.info("stopping")
             await self.stop()
