@@ -176,13 +176,29 @@ def test_raw_wav_body_gives_the_recognizers_transcript(
     assert body["lang"] == recognizer.language  # type: ignore[attr-defined]
 
 
-def test_kitchen_light_command_is_recognized(
-    client: httpx.Client, kitchen: Path, test_model: ModelUnderTest
+# The audio still has to choose on/off, the room and the intent.
+SENTENCES = """\
+[lights]
+turn (on | off) [the] (kitchen | bedroom | living room) light
+
+[alarm]
+stop the alarm
+"""
+
+
+def test_kitchen_light_command_is_recognized_with_its_intent(
+    tmp_path: Path, kitchen: Path, test_model: ModelUnderTest
 ) -> None:
     if not test_model.real:
         pytest.skip("no trained model (the stand-in model only outputs blanks)")
-    r = client.post("/transcribe", content=kitchen.read_bytes())
-    assert r.json()["text"] == "turn on the kitchen light"
+    sentences = tmp_path / "sentences.ini"
+    sentences.write_text(SENTENCES, encoding="utf-8")
+    svc = start_service(tmp_path, test_model.path, "--sentences", str(sentences))
+    try:
+        r = httpx.post(svc.url + "/transcribe", content=kitchen.read_bytes(), timeout=60)
+        assert (r.json()["text"], r.json()["intent"]) == ("turn on the kitchen light", "lights")
+    finally:
+        assert svc.stop() == 0, svc.log
 
 
 def test_multipart_upload_of_a_stereo_44k_flac_gives_the_recognizers_transcript(

@@ -205,12 +205,20 @@ def test_transcript_streams_and_equals_the_recognizers(
     assert events[-2].data.get("language") == recognizer.language
 
 
-def test_kitchen_light_command_is_recognized(
-    server: Server, kitchen: Path, test_model: ModelUnderTest
+def test_kitchen_light_command_is_recognized_in_sentences_mode(
+    tmp_path: Path, kitchen: Path, test_model: ModelUnderTest
 ) -> None:
     if not test_model.real:
         pytest.skip("no trained model (the stand-in model only outputs blanks)")
-    assert final_text(asyncio.run(transcribe(server, kitchen))) == "turn on the kitchen light"
+    sentences = tmp_path / "sentences.ini"
+    sentences.write_text(
+        "[lights]\nturn (on | off) [the] (kitchen | bedroom) light\n", encoding="utf-8"
+    )
+    srv = start_server(tmp_path, test_model.path, "--sentences", str(sentences))
+    try:
+        assert final_text(asyncio.run(transcribe(srv, kitchen))) == "turn on the kitchen light"
+    finally:
+        assert srv.stop() == 0, srv.log
 
 
 def test_stereo_44k_audio_gives_the_recognizers_transcript(
