@@ -316,7 +316,7 @@ def test_multipart_over_the_limit_is_413(client: httpx.Client) -> None:
 def test_multipart_without_a_file_part_is_422(client: httpx.Client) -> None:
     r = client.post("/transcribe", files={"language": (None, "en")})
     assert r.status_code == 422
-    assert "no file part" in r.json()["detail"]
+    assert "no complete file part" in r.json()["detail"]
 
 
 def test_curl_data_binary_upload_is_transcribed(

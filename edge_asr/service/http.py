@@ -264,7 +264,8 @@ async def _read_multipart(request: Request, limit: int, metrics: Metrics) -> tup
         if not files:
             metrics.reject(SOURCE, "bad_form")
             raise HTTPException(
-                422, "multipart form has no file part: send the audio as e.g. -F file=@a.wav"
+                422,
+                "multipart form has no complete file part: send the audio as e.g. -F file=@a.wav",
             )
         upload = files[0]
         data = await upload.read()
