@@ -31,7 +31,7 @@ trap cleanup EXIT
 log "image: Debian 12 + systemd + mosquitto, edge-asr installed by deploy/install-pi.sh"
 tar -C "$REPO" --exclude=./.git --exclude=./.venv --exclude=./work --exclude='*cache*' \
   -cf "$WORK/context/src.tar" .
-sox "$REPO/docker/arm64/samples/turn-on-the-kitchen-light.wav" "$WORK/context/long.wav" \
+sox "$REPO/docker/arm64/samples/set-a-timer-for-ten-minutes.wav" "$WORK/context/long.wav" \
   pad 0 2 repeat 40
 cat >"$WORK/context/Dockerfile" <<EOF
 FROM $BASE

@@ -23,8 +23,8 @@ SUITE=bookworm
 TAG=${TAG:-edge-asr:local}
 EMULATED_TIMEOUT=${EMULATED_TIMEOUT:-900}
 HOST_CA=/etc/ssl/certs/ca-certificates.crt
-SAMPLE=/usr/share/edge-asr/samples/turn-on-the-kitchen-light.wav
-EXPECTED_TEXT=${EXPECTED_TEXT-turn on the kitchen light}
+SAMPLE=/usr/share/edge-asr/samples/set-a-timer-for-ten-minutes.wav
+EXPECTED_TEXT=${EXPECTED_TEXT-set a timer for ten minutes}
 # Debian's docker.io client (API 1.41 + BuildKit built in); a newer CLI elsewhere in PATH
 # may insist on the buildx plugin, which Debian 12 does not package.
 DOCKER=${DOCKER:-$(command -v /usr/bin/docker || command -v docker || echo docker)}
@@ -188,7 +188,7 @@ check() {
   if run_in "$arch" "$image" health >/dev/null 2>&1; then
     die "$arch: 'edge-asr health' passed with no daemon running"
   fi
-  sox "$REPO/docker/arm64/samples/turn-on-the-kitchen-light.wav" "$WORK/minute.wav" repeat 30
+  sox "$REPO/docker/arm64/samples/set-a-timer-for-ten-minutes.wav" "$WORK/minute.wav" repeat 30
   chmod 0644 "$WORK/minute.wav"
   local cid status=""
   local emulated=()

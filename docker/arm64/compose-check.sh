@@ -17,8 +17,8 @@ WORK=${EDGE_ASR_BUILD_DIR:-/var/tmp/edge-asr-build}/compose-check
 DOCKER=${DOCKER:-$(command -v /usr/bin/docker || command -v docker || echo docker)}
 IMAGE=${EDGE_ASR_IMAGE:-edge-asr:local-amd64}
 MOSQUITTO_IMAGE=edge-asr-check/mosquitto:local
-EXPECTED_TEXT=${EXPECTED_TEXT-turn on the kitchen light}
-SAMPLE="$REPO/docker/arm64/samples/turn-on-the-kitchen-light.wav"
+EXPECTED_TEXT=${EXPECTED_TEXT-set a timer for ten minutes}
+SAMPLE="$REPO/docker/arm64/samples/set-a-timer-for-ten-minutes.wav"
 PROJECT=edge-asr-check
 export DOCKER_BUILDKIT=1
 
