@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import shutil
 import time
@@ -206,7 +207,8 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
             "max_minutes": cfg.train.max_minutes,
             "train_minutes": round(result.train_seconds / 60, 1),
             "epochs": round(result.epochs, 2),
-            "final_loss": round(result.final_loss, 4),
+            # None when unknown (a checkpoint from before the loss was saved): JSON has no NaN.
+            "final_loss": None if math.isnan(result.final_loss) else round(result.final_loss, 4),
             "data_minutes": round(data_seconds / 60, 1),
             "torch": torch.__version__,
             "threads": cfg.train.threads,

@@ -143,11 +143,13 @@ def train(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay)
     ctc = torch.nn.CTCLoss(blank=table.blank_id, reduction="mean", zero_infinity=True)
     step, epoch, pos, elapsed = 0, 0, 0, 0.0
+    loss_avg = float("nan")
     if checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, epoch, pos, elapsed = state["step"], state["epoch"], state["pos"], state["elapsed"]
+        loss_avg = float(state.get("loss_avg", float("nan")))
         torch.set_rng_state(state["torch_rng"])
         log.info("resumed from %s at step %d (%.1f min trained)", checkpoint, step, elapsed / 60)
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + step)
@@ -156,7 +158,6 @@ def train(
     budget = cfg.max_minutes * 60
     last_ckpt = time.monotonic()
     t_start = time.monotonic() - elapsed
-    loss_avg = float("nan")
     batches = make_batches(
         lengths, cfg, random.Random(cfg.seed * 7919 + epoch), ascending=epoch == 0
     )
@@ -169,6 +170,7 @@ def train(
             "epoch": epoch,
             "pos": pos,
             "elapsed": elapsed,
+            "loss_avg": loss_avg,
             "torch_rng": torch.get_rng_state(),
         }
 
