@@ -66,8 +66,7 @@ def _real_voice_text(wer: dict[str, Any]) -> str:
         return "No held-out real-voice prompt is inside the vocabulary: real speech is unmeasured."
     return (
         f"Real speech is the weak spot: on the {iv['utterances']} held-out in-vocabulary prompts of the "
-        f"one real speaker (8 kHz) the int8 WER is {iv['vocab_wer']:.1f} % (a tiny sample; single words "
-        "such as teen/ty numbers were confused)."
+        f"one real speaker (8 kHz) the int8 WER is {iv['vocab_wer']:.1f} % (a tiny sample)."
     )
 
 
