@@ -111,7 +111,8 @@ letter fallback so it can spell other words.
   (N, T', V) log-softmax, output `log_probs_len` int64 (N,), T' = (T + 3) // 4 (40 ms per frame).
 - Feature normalization (global CMVN from the training features) is inside the model.
 - Padding frames are masked before and between the convolutions, but the backward LSTM still
-  reads them: batch-1 inference (what the runtime does) is exact, padded batches are close.
+  reads them, and int8 activation scales are computed per batch: run batch 1 (as the runtime does);
+  in a padded batch a shorter utterance's scores can change (measured: different argmax frames).
 - Tokens: blank, one token `▁word` per vocabulary word ({len(words)}), then `▁`, a–z and `'` ({model["vocab_size"]} in all).
 - ONNX metadata: {", ".join(f"`{k}`={v}" for k, v in model["metadata"].items())}.
 
