@@ -30,9 +30,19 @@ def main(argv: list[str] | None = None) -> int:
         default=60.0,
         help="training time budget (data, export and eval not counted)",
     )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=8000,
+        help="planned updates of the full run; raising it continues a finished run "
+        "(the learning rate warms back up along the cosine schedule)",
+    )
     args = parser.parse_args(argv)
 
-    cfg = (smoke_config if args.smoke else full_config)(args.seed, args.max_minutes)
+    if args.smoke:
+        cfg = smoke_config(args.seed, args.max_minutes)
+    else:
+        cfg = full_config(args.seed, args.max_minutes, args.steps)
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -43,7 +43,7 @@ class RunConfig:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def full_config(seed: int, max_minutes: float) -> RunConfig:
+def full_config(seed: int, max_minutes: float, steps: int = 8000) -> RunConfig:
     return RunConfig(
         name="full",
         data=data.DataPlan(
@@ -54,7 +54,7 @@ def full_config(seed: int, max_minutes: float) -> RunConfig:
             eval_per_voice=60,
             eval_train_voices=200,
         ),
-        train=TrainConfig(steps=8000, max_minutes=max_minutes, seed=seed),
+        train=TrainConfig(steps=steps, max_minutes=max_minutes, seed=seed),
         conv_channels=32,
         hidden=192,
     )
