@@ -34,7 +34,7 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         help="progress bar on stderr (default: for several files on a terminal)",
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, default_log_level="WARNING")
 
 
 def positive_int(text: str) -> int:
