@@ -205,6 +205,20 @@ check() {
   echo "HEALTHCHECK: $status (exit codes of the checks: $("$DOCKER" inspect -f '{{range .State.Health.Log}}{{.ExitCode}} {{end}}' "$cid"))" >&2
   "$DOCKER" rm -f "$cid" >/dev/null
   [ "$status" = healthy ] || die "$arch: the container never became healthy"
+
+  # `edge-asr serve`, as the Kubernetes transcriber runs it: /health and /ready answer 200.
+  cid=$("$DOCKER" run -d --network none --platform "linux/$arch" "${emulated[@]}" "$image" \
+    serve --config /etc/edge-asr/config.yaml --host 127.0.0.1 --port 8080)
+  local probe=""
+  for _ in $(seq 60); do
+    probe=$("$DOCKER" exec "$cid" python3 -c 'import urllib.request as u
+for path in ("/health", "/ready"):
+    print(path, u.urlopen("http://127.0.0.1:8080" + path, timeout=5).status)' 2>/dev/null) && break
+    sleep 1
+  done
+  "$DOCKER" rm -f "$cid" >/dev/null
+  echo "edge-asr serve: ${probe//$'\n'/, }" >&2
+  [ "$probe" = $'/health 200\n/ready 200' ] || die "$arch: edge-asr serve did not answer /health and /ready"
 }
 
 for arch in "${arches[@]}"; do make_base "$arch"; done
