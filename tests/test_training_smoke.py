@@ -1,0 +1,58 @@
+"""The model-making pipeline runs end to end (smoke mode: tiny data, a few steps)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from edge_asr.asr.bundle import load_bundle
+from edge_asr.asr.recognizer import Recognizer
+
+pytest.importorskip("torch", reason="needs the [train] extra")
+
+
+@pytest.mark.timeout(300)
+def test_smoke_run_makes_a_loadable_int8_bundle(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge_asr.training",
+            "--smoke",
+            "--out",
+            str(out),
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {p.name for p in out.iterdir()} >= {
+        "model.int8.onnx",
+        "tokens.txt",
+        "words.txt",
+        "MODEL_CARD.md",
+        "metrics.json",
+    }
+    bundle = load_bundle(out)
+    assert bundle.subsampling_factor == 4
+    assert bundle.name == "edge-asr-home-en"
+    ops = {n.op_type for n in onnx.load(str(out / "model.int8.onnx")).graph.node}
+    assert "DynamicQuantizeLSTM" in ops
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "wer" in metrics
+    # the smoke bundle works with the runtime (its accuracy is irrelevant)
+    Recognizer(bundle).transcribe(bundle_silence(), 16000)
+
+
+def bundle_silence() -> np.ndarray:
+    return np.zeros(16000, dtype=np.float32)
