@@ -97,7 +97,19 @@ transcript=$(grep -m1 '/transcript ' "$WORK/mqtt.log" || true)
 echo "MQTT: ${transcript:-nothing}" >&2
 docker-compose -p "$PROJECT" logs --tail 15 edge-asr-pulse >&2 || true
 [ -n "$transcript" ] || die "no transcript reached MQTT"
-grep -q "\"text\": *\"$EXPECTED_TEXT\"" <<<"$transcript" || die "wrong transcript (expected '$EXPECTED_TEXT')"
+# Live capture (resampled from the sound server's rate, cut by the VAD) is not bit-exact like
+# a file: allow one word of difference; this checks the path, the model has its own tests.
+python3 - "${transcript#* }" "$EXPECTED_TEXT" <<'EOF' || die "wrong transcript (expected '$EXPECTED_TEXT')"
+import json, sys
+hyp, ref = json.loads(sys.argv[1])["text"].split(), sys.argv[2].split()
+d = list(range(len(hyp) + 1))
+for i, r in enumerate(ref, 1):
+    prev, d[0] = d[0], i
+    for j, h in enumerate(hyp, 1):
+        prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+print(f"word errors: {d[-1]}", file=sys.stderr)
+sys.exit(0 if d[-1] <= 1 else 1)
+EOF
 [ "$health" = healthy ] || die "edge-asr-pulse is not healthy ($health)"
 
 log "retained status survives a broker restart"
