@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 APT_RUN := python3-venv libportaudio2 libsndfile1 mosquitto mosquitto-clients
 # Tests also speak (espeak-ng) into a virtual microphone (PulseAudio null sink).
 # systemd-python builds from source: it needs libsystemd-dev, pkg-config and a compiler.
-APT_TEST := $(APT_RUN) espeak-ng pulseaudio pulseaudio-utils libasound2-plugins sox \
+APT_TEST := $(APT_RUN) espeak-ng pulseaudio pulseaudio-utils libasound2-plugins sox openssl \
 	libsystemd-dev pkg-config gcc python3-dev
 
 .PHONY: run test bench lint typecheck check deps-run deps-test clean help package-check
@@ -37,8 +37,9 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test,train]'
 	@touch $@ $(VENV)/.run-installed
 
+# Extra daemon arguments: make run ARGS="--device 2"  or  ARGS="--source file:speech.wav"
 run: deps-run $(VENV)/.run-installed
-	@deploy/run-local.sh
+	@deploy/run-local.sh $(ARGS)
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check edge_asr tests benchmarks
