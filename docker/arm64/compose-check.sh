@@ -79,7 +79,9 @@ sub() { mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -u edge-asr -P "$PASSWORD" "$
 if mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -t '#' -C 1 -W 3 >/dev/null 2>&1; then
   die "the broker accepted an anonymous client"
 fi
-sub -t 'edge-asr/#' -v -W 300 >"$WORK/mqtt.log" 2>&1 &
+# Directly, not through sub(): $! must be mosquitto_sub itself for the cleanup to stop it.
+mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -u edge-asr -P "$PASSWORD" -t 'edge-asr/#' -v -W 300 \
+  >"$WORK/mqtt.log" 2>&1 &
 SUB_PID=$!
 
 health=""
