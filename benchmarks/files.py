@@ -24,6 +24,7 @@ import soundfile as sf
 
 from edge_asr.asr.bundle import BUILTIN_MODEL_DIR
 from edge_asr.asr.features import compute_fbank
+from edge_asr.asr.scoring import word_errors
 
 PHRASES = [
     "turn on the kitchen light",
@@ -183,17 +184,6 @@ def pocketsphinx_engine(words: list[str]) -> Transcriber:
     return run
 
 
-def word_errors(ref: str, hyp: str) -> tuple[int, int]:
-    """(edit distance in words, number of reference words)."""
-    r, h = ref.split(), hyp.split()
-    d = list(range(len(h) + 1))
-    for i in range(1, len(r) + 1):
-        prev, d[0] = d[0], i
-        for j in range(1, len(h) + 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
-    return d[len(h)], len(r)
-
-
 @dataclass
 class EngineResult:
     name: str
@@ -228,7 +218,7 @@ def run_files(
         errors = words = 0
         by_voice: dict[str, list[int]] = {}
         for clip, hyp in zip(clips, texts[name], strict=True):
-            e, n = word_errors(clip.text, hyp)
+            e, n = word_errors(clip.text, hyp), len(clip.text.split())
             errors += e
             words += n
             group = clip.voice.split(":")[0]

@@ -14,6 +14,8 @@ import pytest
 import soundfile as sf
 from speech import HELDOUT_ESPEAK_VOICES, speak
 
+from edge_asr.asr.scoring import word_errors
+
 pytestmark = pytest.mark.timeout(120)
 
 COMMANDS = [
@@ -40,16 +42,6 @@ def transcribe(*args: str | Path, check: bool = False) -> subprocess.CompletedPr
         timeout=90,
         check=check,
     )
-
-
-def word_errors(ref: str, hyp: str) -> int:
-    r, h = ref.split(), hyp.split()
-    d = list(range(len(h) + 1))
-    for i in range(1, len(r) + 1):
-        prev, d[0] = d[0], i
-        for j in range(1, len(h) + 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
-    return d[len(h)]
 
 
 @pytest.fixture(scope="module")

@@ -33,20 +33,3 @@ def greedy(
     if constrained_mask is not None:
         log_probs = np.where(constrained_mask, -np.inf, log_probs)
     return table.decode(collapse(log_probs.argmax(axis=-1).tolist(), table.blank_id))
-
-
-def edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1]
-
-
-def wer(refs: Sequence[str], hyps: Sequence[str]) -> float:
-    """Corpus word error rate in percent (errors / reference words; empty refs count insertions)."""
-    errors = sum(edit_distance(r.split(), h.split()) for r, h in zip(refs, hyps, strict=True))
-    words = sum(len(r.split()) for r in refs)
-    return 100.0 * errors / max(words, 1)

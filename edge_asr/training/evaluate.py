@@ -14,9 +14,10 @@ import onnxruntime as ort
 import soundfile as sf
 
 from edge_asr.asr.features import compute_fbank
+from edge_asr.asr.scoring import wer
 from edge_asr.asr.tokens import TokenTable
 from edge_asr.training.data import FeatureSet
-from edge_asr.training.decode import greedy, letter_mask, wer
+from edge_asr.training.decode import greedy, letter_mask
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edge_asr.asr.scoring import wer
 from edge_asr.asr.tokens import TokenTable
 from edge_asr.training.data import FeatureSet
-from edge_asr.training.decode import greedy, letter_mask, wer
+from edge_asr.training.decode import greedy, letter_mask
 from edge_asr.training.model import CtcModel
 
 log = logging.getLogger(__name__)
