@@ -81,3 +81,25 @@ def test_falls_back_to_complete_words_when_no_sentence_ends() -> None:
     assert hyp.words == ("turn", "on")
     assert not hyp.complete
     assert len(hyp.token_ids) == 2
+
+
+def test_greedy_shortcut_gives_what_the_search_gives() -> None:
+    graph = TokenGraph(WordGraph.any_of(["turn", "on", "off", "the", "light"]), TABLE)
+    rng = np.random.default_rng(0)
+    words = ["turn", "on", "off", "the", "light"]
+    for _ in range(50):
+        frames: list[str | None] = []
+        for word in rng.choice(words, size=rng.integers(1, 5)):
+            frames += [None] * int(rng.integers(0, 3)) + [w(str(word))] * int(rng.integers(1, 3))
+        lp = scores(*frames, None, sharp=float(rng.uniform(0.5, 0.99)))
+        fast = constrained(lp, TABLE.blank_id, graph)
+        slow = constrained(lp, TABLE.blank_id, graph, shortcut=False)
+        assert fast.words == slow.words
+        assert fast.token_ids == slow.token_ids
+        assert abs(fast.score - slow.score) < 1e-3
+
+
+def test_shortcut_is_not_taken_when_greedy_leaves_the_grammar() -> None:
+    graph = TokenGraph(parse_sentences("turn (on | off) the light"), TABLE)
+    lp = scores(None, w("turn"), None, w("off"), None, w("light"), None)  # "the" missing
+    assert constrained(lp, TABLE.blank_id, graph).words == ("turn", "off", "the", "light")

@@ -54,6 +54,7 @@ class TokenGraph:
     """A word graph spelled out in the tokens of one model, epsilons removed."""
 
     def __init__(self, graph: WordGraph, table: TokenTable) -> None:
+        self.table = table
         arcs: list[list[tuple[int, int, str | None]]] = [[] for _ in graph.arcs]
         for src, word_arcs in enumerate(graph.arcs):
             for word, dst in word_arcs:
@@ -84,6 +85,23 @@ class TokenGraph:
                 )
             )
 
+    def words_of(self, token_ids: tuple[int, ...]) -> list[str]:
+        return self.table.decode(token_ids).split()
+
+    def complete_path(self, token_ids: tuple[int, ...]) -> tuple[bool, str | None]:
+        """Whether ``token_ids`` spell a complete sentence, and that sentence's intent."""
+        current = {0}
+        for tok in token_ids:
+            current = {
+                int(node.targets[i])
+                for node in (self.nodes[n] for n in current)
+                for i in np.nonzero(node.tokens == tok)[0]
+            }
+            if not current:
+                return False, None
+        finals = [n for n in sorted(current) if self.nodes[n].final]
+        return (True, self.nodes[finals[0]].intent) if finals else (False, None)
+
 
 @dataclass
 class _Path:
@@ -101,12 +119,21 @@ def constrained(
     beam: int = 12,
     beam_delta: float = 12.0,
     token_floor: float = -15.0,
+    shortcut: bool = True,
 ) -> Hypothesis:
     """Best path through ``graph`` for (T, V) ``log_probs``.
 
     ``beam`` bounds the live hypotheses, ``beam_delta`` drops those far behind the best,
-    and tokens scoring below ``token_floor`` on a frame are not entered on it.
+    and tokens scoring below ``token_floor`` on a frame are not entered on it. ``shortcut``
+    returns the greedy path at once when the graph allows it (exact, see below).
     """
+    # The greedy path is the best of all paths: when the grammar allows it, it is the answer,
+    # and the search is not needed (the common case for a model trained on the grammar's words).
+    free = greedy(log_probs, blank_id)
+    allowed, intent = graph.complete_path(free.token_ids) if shortcut else (False, None)
+    if allowed:
+        words = tuple(graph.words_of(free.token_ids))
+        return Hypothesis(free.token_ids, free.frames, words, free.score, intent)
     # State: (node, last token or blank). Paths merge Viterbi-style on equal states.
     live: dict[tuple[int, int], _Path] = {(0, blank_id): _Path(0.0, (), (), (), 0)}
     for t in range(log_probs.shape[0]):
