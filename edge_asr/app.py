@@ -3,6 +3,10 @@
 The capture loop (main thread) only reads blocks and runs the endpointer; recognition runs
 in a worker thread so a slow utterance never stalls capture. Stopping (SIGTERM/SIGINT, or the
 end of a file) finishes the utterance in progress, drains the worker, marks the site offline.
+
+Integrations (MQTT control requests, Home Assistant, Hermes, the HTTP and Wyoming servers)
+are sinks, services and listeners added to the ``Daemon``; they see and steer it only through
+the methods of ``DaemonControl``.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ import os
 import threading
 import time
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from edge_asr.audio.capture import AudioBlock, AudioSource
 from edge_asr.audio.vad import Endpointer, GatedVad, PartialAudio, Utterance
-from edge_asr.mqtt.client import MqttPublisher
+from edge_asr.mqtt.client import MqttPublisher, TranscriptSpool
 from edge_asr.mqtt.payloads import ModelInfo, PartialMessage, TranscriptMessage
+from edge_asr.mqtt.topics import Topics
 from edge_asr.service.health import HEALTH_FILE, HealthReport, write_health
 from edge_asr.service.state import SequenceCounter
 from edge_asr.service.systemd import SystemdNotifier
@@ -36,6 +42,8 @@ SINK_CLOSE_TIMEOUT_S = 5.0
 _OVERRUN_LOG_INTERVAL_S = 10.0
 HEALTH_INTERVAL_S = 1.0  # health.json is rewritten this often
 AUDIO_FLOWING_S = 5.0  # no block for this long means audio stopped
+PAUSED_FILE = "paused"  # in the state folder while listening is paused (kept across restarts)
+SPOOL_FILE = "spool.sqlite3"
 
 
 class TranscriptSink(Protocol):
@@ -48,6 +56,44 @@ class TranscriptSink(Protocol):
     def publish_partial(self, message: PartialMessage) -> None: ...
 
     def close(self, timeout: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class DaemonState:
+    """What listeners are told whenever it changes."""
+
+    paused: bool  # listening paused by request
+    speaking: bool  # an utterance is in progress
+
+
+class DaemonService(Protocol):
+    """Runs beside the pipeline (a server, a request handler); started and closed with it."""
+
+    def start(self) -> None: ...
+
+    def close(self, timeout: float) -> None: ...
+
+
+class DaemonControl(Protocol):
+    """What integrations may see and do to the daemon; every method is thread-safe."""
+
+    @property
+    def paused(self) -> bool: ...
+
+    @property
+    def speaking(self) -> bool: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def reload(self) -> dict[str, Any]: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def health_report(self) -> HealthReport: ...
+
+    def add_listener(self, on_change: Callable[[DaemonState], None]) -> None: ...
 
 
 class StdoutSink:
@@ -231,6 +277,8 @@ class Heartbeat:
         self._notifier = notifier
         self._stop = threading.Event()
         self._write_failed = False
+        self._ready = False
+        self._last_status = ""
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
 
     def start(self) -> None:
@@ -240,6 +288,7 @@ class Heartbeat:
         if self._notifier is not None:
             self._notifier.ready(status)
             self._notifier.start_watchdog(self.healthy)
+        self._ready = True
 
     def healthy(self) -> bool:
         return not self._report().problems(time.time())
@@ -264,8 +313,12 @@ class Heartbeat:
                 return
 
     def _write(self) -> None:
+        report = self._report()
+        if self._ready and self._notifier is not None and report.status != self._last_status:
+            self._notifier.status(report.status)  # what `systemctl status` shows
+            self._last_status = report.status
         try:
-            write_health(self._state_dir, self._report())
+            write_health(self._state_dir, report)
             self._write_failed = False
         except OSError as err:
             if not self._write_failed:  # say it once, not every second
@@ -287,8 +340,25 @@ class Daemon:
         publisher: MqttPublisher | None = None,
         state_dir: Path | None = None,
         notifier: SystemdNotifier | None = None,
+        recognizer: Recognizer | None = None,
+        sentences: Path | None = None,
+        site_id: str = "default",
     ) -> None:
         self._source = source
+        self._recognizer = recognizer
+        self._sentences = sentences
+        self._site_id = site_id
+        self._state_dir = state_dir
+        self._started = time.time()
+        self._services: list[DaemonService] = []
+        self._listeners: list[Callable[[DaemonState], None]] = []
+        self._paused = threading.Event()
+        if state_dir is not None and (state_dir / PAUSED_FILE).exists():
+            self._paused.set()
+            log.warning("listening is paused (since before the restart); resume to listen")
+        self._applied_pause = self._paused.is_set()  # the capture loop's view
+        self._speaking = False
+        self._reload_lock = threading.Lock()
         self._vad = vad
         self._publisher = publisher
         self._last_audio = 0.0  # time.monotonic() of the latest block
@@ -312,27 +382,131 @@ class Daemon:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    # Wiring, before run().
+
+    def add_sink(self, sink: TranscriptSink) -> None:
+        """Also send transcripts to ``sink`` (call before ``run``)."""
+        self._sinks.append(sink)
+
+    def add_service(self, service: DaemonService) -> None:
+        """Start ``service`` with the daemon and close it at shutdown (call before ``run``)."""
+        self._services.append(service)
+
+    def add_listener(self, on_change: Callable[[DaemonState], None]) -> None:
+        """Call ``on_change`` (quickly, from the capture thread or a request's) on changes."""
+        self._listeners.append(on_change)
+
+    # DaemonControl: safe from any thread.
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    @property
+    def speaking(self) -> bool:
+        return self._speaking and not self.paused
+
+    def pause(self) -> None:
+        """Stop listening (the utterance in progress is still recognized); kept across restarts."""
+        if self._paused.is_set():
+            return
+        self._paused.set()
+        self._remember_pause(True)
+        log.info("listening paused by request")
+        self._notify()
+
+    def resume(self) -> None:
+        """Listen again after ``pause``."""
+        if not self._paused.is_set():
+            return
+        self._paused.clear()
+        self._remember_pause(False)
+        log.info("listening resumed by request")
+        self._notify()
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read the sentences file without stopping audio; EdgeAsrError if it is bad (the
+        old grammar stays)."""
+        from edge_asr.errors import ConfigError
+
+        if self._recognizer is None or self._sentences is None:
+            raise ConfigError("nothing to reload: recognizer.sentences is not set")
+        with self._reload_lock:
+            self._recognizer.reload_sentences(self._sentences)
+        return {"sentences": str(self._sentences), "decoding": self._recognizer.decoding.value}
+
+    def request_reload(self) -> None:
+        """Reload in a thread of its own; safe from a signal handler (SIGHUP)."""
+
+        def run() -> None:
+            try:
+                self.reload()
+            except Exception as err:  # a bad file keeps the old grammar; say why, go on
+                log.error("reload failed, the previous grammar stays: %s", err)
+
+        threading.Thread(target=run, name="reload", daemon=True).start()
+
+    def status(self) -> dict[str, Any]:
+        """The daemon's state for people and requests (JSON-ready)."""
+        report = self.health_report()
+        data: dict[str, Any] = {
+            "state": _state_word(report),
+            "site_id": self._site_id,
+            "paused": self.paused,
+            "speaking": self.speaking,
+            "audio_flowing": report.audio_flowing,
+            "worker_alive": report.worker_alive,
+            "broker_connected": report.broker_connected,
+            "broker_error": report.broker_error,
+            "spool_pending": report.spool_pending,
+            "spool_dropped": self._publisher.dropped if self._publisher is not None else 0,
+            "transcripts": self._worker.transcripts,
+            "recognizer_overruns": self._worker.overruns,
+            "audio_overruns": self._source.overruns,
+            "uptime_s": round(time.time() - self._started, 1),
+        }
+        if self._recognizer is not None:
+            data["model"] = {
+                "name": self._recognizer.model_name,
+                "version": self._recognizer.model_version,
+                "lang": self._recognizer.language,
+            }
+            data["decoding"] = self._recognizer.decoding.value
+        return data
+
     def health_report(self) -> HealthReport:
         """How the daemon is doing right now (for the health file and the watchdog)."""
         flowing = time.monotonic() - self._last_audio < AUDIO_FLOWING_S
-        connected = self._publisher.connected if self._publisher is not None else False
-        pending = self._publisher.pending() if self._publisher is not None else 0
-        state = "stopping" if self.stopping else ("listening" if flowing else "waiting for audio")
-        return HealthReport(
+        publisher = self._publisher
+        connected = publisher.connected if publisher is not None else False
+        pending = publisher.pending() if publisher is not None else 0
+        refused = publisher.refused if publisher is not None else None
+        report = HealthReport(
             pid=os.getpid(),
             updated_at=time.time(),
-            listening=not self.stopping,
+            listening=not self.stopping and not self.paused,
+            paused=self.paused,
+            stopping=self.stopping,
             audio_flowing=flowing,
             worker_alive=self._worker.alive,
             broker_connected=connected,
+            broker_error=f"broker refused the connection: {refused}" if refused else None,
             spool_pending=pending,
-            status=f"{state}; {self._worker.transcripts} transcripts since start",
+            status="",
         )
+        line = f"{_state_word(report)}; {self._worker.transcripts} transcripts"
+        if report.broker_error:
+            line += f"; MQTT: {report.broker_error}"
+        elif publisher is not None and not connected:
+            line += f"; MQTT: broker unreachable, {pending} spooled"
+        return report.model_copy(update={"status": line})
 
     def run(self) -> None:
         for sink in self._sinks:
             sink.start()
         self._worker.start()
+        for service in self._services:
+            service.start()
         if self._heartbeat is not None:
             self._heartbeat.start()
         try:
@@ -346,18 +520,55 @@ class Daemon:
         for block in blocks:
             self._last_audio = time.monotonic()
             if first:
-                log.info("listening (first audio received)")
+                log.info("listening (first audio received)" + (", paused" if self.paused else ""))
                 if self._heartbeat is not None:
-                    self._heartbeat.ready("listening")
+                    self._heartbeat.ready("paused" if self.paused else "listening")
                 first = False
-            for event in self._endpointer.feed(block):
-                if isinstance(event, Utterance):
-                    self._worker.submit_final(event)
-                elif self._partials:
-                    self._worker.submit_partial(event)
+            if self._apply_pause():
+                for event in self._endpointer.feed(block):
+                    if isinstance(event, Utterance):
+                        self._worker.submit_final(event)
+                    elif self._partials:
+                        self._worker.submit_partial(event)
+            if self._endpointer.active != self._speaking:
+                self._speaking = self._endpointer.active
+                self._notify()
             self._report_overruns()
             if self._stop.is_set():
                 return
+
+    def _apply_pause(self) -> bool:
+        """Follow pause/resume requests in the capture thread; True while listening."""
+        paused = self._paused.is_set()
+        if paused != self._applied_pause:
+            self._applied_pause = paused
+            if paused:  # the utterance in progress is finished, not lost
+                last = self._endpointer.flush()
+                if last is not None:
+                    self._worker.submit_final(last)
+            else:  # audio from before the pause must not join the next utterance
+                self._endpointer.reset()
+        return not paused
+
+    def _notify(self) -> None:
+        state = DaemonState(paused=self.paused, speaking=self.speaking)
+        for on_change in self._listeners:
+            try:
+                on_change(state)
+            except Exception:  # a listener bug must not stop capture
+                log.exception("state listener %s failed", on_change)
+
+    def _remember_pause(self, paused: bool) -> None:
+        if self._state_dir is None:
+            return
+        path = self._state_dir / PAUSED_FILE
+        try:
+            if paused:
+                path.write_text("paused by request\n", encoding="utf-8")
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as err:
+            log.error("cannot remember the pause state in %s: %s", path, err.strerror)
 
     def _shutdown(self) -> None:
         if self._heartbeat is not None:
@@ -374,6 +585,11 @@ class Daemon:
                 100.0 * self._vad.model_runs / self._vad.frames,
             )
         self._worker.close(DRAIN_TIMEOUT_S)
+        for service in self._services:
+            try:
+                service.close(SINK_CLOSE_TIMEOUT_S)
+            except Exception:
+                log.exception("closing %s failed", service)
         for sink in self._sinks:
             try:
                 sink.close(SINK_CLOSE_TIMEOUT_S)
@@ -399,12 +615,19 @@ class Daemon:
         self._last_overrun_log = now
 
 
+def _state_word(report: HealthReport) -> str:
+    if report.stopping:
+        return "stopping"
+    if report.paused:
+        return "paused"
+    return "listening" if report.audio_flowing else "waiting for audio"
+
+
 def build_daemon(settings: Settings, stdout: TextIO | None = None) -> Daemon:
     """Build every part from the settings; raises EdgeAsrError subclasses on bad setups."""
     from edge_asr.asr.recognizer import Recognizer
     from edge_asr.audio.capture import open_source
     from edge_asr.audio.vad import make_gated_vad
-    from edge_asr.mqtt.topics import Topics
 
     audio = settings.audio
     source = open_source(
@@ -433,9 +656,9 @@ def build_daemon(settings: Settings, stdout: TextIO | None = None) -> Daemon:
     )
     sinks: list[TranscriptSink] = []
     publisher = None
+    topics = Topics(settings.mqtt.base_topic, settings.site_id)
     if settings.mqtt.enabled:
-        topics = Topics(settings.mqtt.base_topic, settings.site_id)
-        publisher = MqttPublisher(settings.mqtt, topics)
+        publisher = MqttPublisher(settings.mqtt, topics, spool=_open_spool(settings, state_dir))
         sinks.append(publisher)
     if settings.output.stdout and stdout is not None:
         sinks.append(StdoutSink(stdout))
@@ -446,7 +669,7 @@ def build_daemon(settings: Settings, stdout: TextIO | None = None) -> Daemon:
         partial_interval_ms=rec.partial_interval_ms if rec.partials else None,
     )
     worker = RecognitionWorker(recognizer, sinks, sequence, settings.site_id, rec.queue_size)
-    return Daemon(
+    daemon = Daemon(
         source,
         endpointer,
         worker,
@@ -456,4 +679,81 @@ def build_daemon(settings: Settings, stdout: TextIO | None = None) -> Daemon:
         publisher=publisher,
         state_dir=state_dir,
         notifier=SystemdNotifier(),
+        recognizer=recognizer,
+        sentences=rec.sentences,
+        site_id=settings.site_id,
     )
+    if publisher is not None and settings.mqtt.control:
+        from edge_asr.mqtt.control import ControlHandler, ControlRequests
+
+        handler = ControlHandler(control_commands(daemon))
+        daemon.add_service(ControlRequests(publisher, topics, handler))
+    attach_integrations(daemon, settings, recognizer, publisher, topics)
+    return daemon
+
+
+def attach_integrations(
+    daemon: Daemon,
+    settings: Settings,
+    recognizer: Recognizer,
+    publisher: MqttPublisher | None,
+    topics: Topics,
+) -> None:
+    """Add the integrations the settings switch on (Home Assistant, Hermes, HTTP, Wyoming)."""
+    from edge_asr.errors import ConfigError
+
+    needs_mqtt = [
+        name
+        for name, on in (
+            ("homeassistant", settings.homeassistant.enabled),
+            ("hermes", settings.hermes.enabled),
+        )
+        if on
+    ]
+    if needs_mqtt and publisher is None:
+        raise ConfigError(f"{needs_mqtt[0]}.enabled needs mqtt.enabled")
+    # The integrations fill in below (each a sink, service and/or listener of the daemon).
+
+
+def control_commands(daemon: Daemon) -> dict[str, Callable[[dict[str, Any]], Any]]:
+    """The commands of ``<prefix>/request/<command>``; each answers with the status."""
+    from edge_asr.mqtt.control import no_params
+
+    def pause(params: dict[str, Any]) -> dict[str, Any]:
+        no_params(params)
+        daemon.pause()
+        return daemon.status()
+
+    def resume(params: dict[str, Any]) -> dict[str, Any]:
+        no_params(params)
+        daemon.resume()
+        return daemon.status()
+
+    def status(params: dict[str, Any]) -> dict[str, Any]:
+        no_params(params)
+        return daemon.status()
+
+    def reload(params: dict[str, Any]) -> dict[str, Any]:
+        no_params(params)
+        return daemon.reload()
+
+    return {"pause": pause, "resume": resume, "status": status, "reload": reload}
+
+
+def _open_spool(settings: Settings, state_dir: Path) -> TranscriptSpool | None:
+    """The disk spool when ``mqtt.persistent`` (the default), else None (memory)."""
+    if not settings.mqtt.persistent:
+        return None
+    import sqlite3
+
+    from edge_asr.errors import ConfigError
+    from edge_asr.mqtt.spool import SqliteSpool
+
+    path = state_dir / SPOOL_FILE
+    try:
+        return SqliteSpool(path, settings.mqtt.queue_size)
+    except (OSError, sqlite3.Error) as err:
+        raise ConfigError(
+            f"state_dir: cannot open the transcript spool {path}: {err} "
+            "(make the folder writable, or set mqtt.persistent=false to keep them in memory)"
+        ) from None

@@ -236,10 +236,20 @@ class MqttSettings(_Section):
         description="Longest wait between reconnect attempts (doubles up to this).",
     )
     queue_size: int = Field(
-        default=1000,
+        default=10000,
         ge=1,
-        description="Final transcripts kept in memory while the broker is unreachable; when "
-        "full the oldest is dropped (and logged).",
+        description="Final transcripts kept while the broker has not acknowledged them; when "
+        "full the oldest is dropped (counted and logged).",
+    )
+    persistent: bool = Field(
+        default=True,
+        description="Keep unacknowledged transcripts in a disk spool (spool.sqlite3 in the state "
+        "folder) so they survive broker outages, restarts and kill -9; false = memory only.",
+    )
+    control: bool = Field(
+        default=True,
+        description="Answer requests on <base>/<site>/request/<command> (pause, resume, status, "
+        "reload) on <base>/<site>/response/<command>.",
     )
 
     @field_validator("base_topic")
@@ -273,6 +283,72 @@ class OutputSettings(_Section):
     )
 
 
+class HomeAssistantSettings(_Section):
+    """Home Assistant MQTT discovery: entities appear in HA by themselves."""
+
+    enabled: bool = Field(
+        default=False, description="Publish retained Home Assistant discovery configs."
+    )
+    discovery_prefix: str = Field(
+        default="homeassistant", description="HA's discovery topic prefix (as set in HA)."
+    )
+    device_name: str | None = Field(
+        default=None, description="Device name shown in HA; empty = 'edge-asr <site_id>'."
+    )
+
+    @field_validator("discovery_prefix")
+    @classmethod
+    def _prefix_form(cls, value: str) -> str:
+        if not _BASE_TOPIC.match(value):
+            raise ValueError("allowed: levels of letters, digits, '_', '.', '-' joined by '/'")
+        return value
+
+
+class HermesSettings(_Section):
+    """Rhasspy Hermes protocol, for Rhasspy-style voice apps."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Also publish hermes/asr/textCaptured and obey hermes/asr/startListening, "
+        "stopListening, toggleOn and toggleOff for this site.",
+    )
+
+
+class HttpSettings(_Section):
+    """The HTTP API inside the daemon (needs the [http] extra)."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Serve /transcribe, /health, /ready and /metrics from the daemon.",
+    )
+    host: str = Field(
+        default="127.0.0.1", description="Address to bind; 0.0.0.0 = every interface."
+    )
+    port: int = Field(default=8080, ge=1, le=65535, description="TCP port.")
+    token_file: Path | None = Field(
+        default=None,
+        description="File holding a bearer token required on /transcribe and /metrics "
+        "(relative paths are looked up in $CREDENTIALS_DIRECTORY); empty = no token.",
+    )
+
+
+class WyomingSettings(_Section):
+    """A Wyoming ASR server inside the daemon (needs the [wyoming] extra)."""
+
+    enabled: bool = Field(default=False, description="Serve the Wyoming protocol.")
+    uri: str = Field(
+        default="tcp://127.0.0.1:10300",
+        description="Where to listen: tcp://HOST:PORT or unix://PATH.",
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _uri_form(cls, value: str) -> str:
+        if not (value.startswith("tcp://") or value.startswith("unix://")):
+            raise ValueError("must start with tcp:// or unix://")
+        return value
+
+
 def _default_state_dir() -> Path:
     # systemd's StateDirectory= sets STATE_DIRECTORY; otherwise follow XDG.
     if os.environ.get("STATE_DIRECTORY"):
@@ -297,7 +373,8 @@ class Settings(BaseSettings):
     )
     state_dir: Path | None = Field(
         default=None,
-        description="Folder for state kept across restarts (the transcript sequence number); "
+        description="Folder for state kept across restarts (transcript sequence number, spool, "
+        "pause state); "
         "empty = $STATE_DIRECTORY, else $XDG_STATE_HOME/edge-asr.",
     )
     audio: AudioSettings = Field(default_factory=AudioSettings, description="Audio input.")
@@ -307,6 +384,16 @@ class Settings(BaseSettings):
     )
     mqtt: MqttSettings = Field(default_factory=MqttSettings, description="MQTT output.")
     output: OutputSettings = Field(default_factory=OutputSettings, description="Other outputs.")
+    homeassistant: HomeAssistantSettings = Field(
+        default_factory=HomeAssistantSettings, description="Home Assistant MQTT discovery."
+    )
+    hermes: HermesSettings = Field(
+        default_factory=HermesSettings, description="Rhasspy Hermes protocol."
+    )
+    http: HttpSettings = Field(default_factory=HttpSettings, description="HTTP API.")
+    wyoming: WyomingSettings = Field(
+        default_factory=WyomingSettings, description="Wyoming ASR server."
+    )
 
     @field_validator("site_id")
     @classmethod

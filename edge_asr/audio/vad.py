@@ -247,6 +247,13 @@ class Endpointer:
         self._pending = data[usable:].astype(np.float32, copy=True)
         return events
 
+    def reset(self) -> None:
+        """Forget buffered audio (after a gap in the stream, e.g. a pause); not mid-utterance."""
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._before.clear()
+        self.active = False
+        self._frames = []
+
     def flush(self) -> Utterance | None:
         """End of input: the utterance in progress, if it had enough speech."""
         if not self.active:

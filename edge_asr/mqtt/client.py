@@ -1,8 +1,10 @@
 """Publishing to MQTT: availability, partials, and final transcripts that survive broker outages.
 
-Finals go through a ``TranscriptSpool`` (in memory here; a disk spool can replace it): a
-sender thread publishes the oldest one with QoS 1, waits for the broker's PUBACK, then
-removes it, so finals reach the broker once each and in order, whenever it is reachable.
+Finals go through a ``TranscriptSpool`` (``SqliteSpool`` on disk in the daemon, or
+``MemorySpool``): a sender thread publishes the oldest one with QoS 1, waits for the broker's
+PUBACK, then removes it, so finals reach the broker in order, whenever it is reachable. A
+final can reach the broker twice only if the connection breaks between the broker receiving
+it and its PUBACK arriving (QoS 1 semantics); its ``seq`` tells the copies apart.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ QOS_PARTIAL = 0
 QOS_STATUS = 1
 _POLL_S = 0.2
 _MAX_ACKED = 1024
+_REFUSED_LOG_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class TranscriptSpool(Protocol):
         """Remove ``message`` (the oldest) after the broker acknowledged it."""
 
     def __len__(self) -> int: ...
+
+    def close(self) -> None:
+        """Release the storage (messages not acknowledged stay, if it is persistent)."""
 
 
 class MemorySpool:
@@ -97,6 +103,9 @@ class MemorySpool:
         with self._changed:
             return len(self._items)
 
+    def close(self) -> None:
+        pass
+
 
 class MqttPublisher:
     """Publishes transcripts for one site; reconnects by itself (paho's loop thread)."""
@@ -109,6 +118,8 @@ class MqttPublisher:
         self._spool: TranscriptSpool = spool or MemorySpool(settings.queue_size)
         self._connected = threading.Event()
         self._stopping = threading.Event()
+        self._refused: str | None = None  # why the broker refused us, while it does
+        self._last_refused_log = 0.0
         # mids the broker acknowledged (or paho sent, for QoS 0); capped, as nobody waits for most.
         self._acked: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._acked_changed = threading.Condition()
@@ -143,6 +154,16 @@ class MqttPublisher:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def refused(self) -> str | None:
+        """Why the broker refuses the connection (e.g. bad credentials); None otherwise."""
+        return self._refused
+
+    @property
+    def dropped(self) -> int:
+        """Finals dropped because the spool was full."""
+        return int(getattr(self._spool, "dropped", 0))
 
     def pending(self) -> int:
         """Finals not yet acknowledged by the broker."""
@@ -197,6 +218,7 @@ class MqttPublisher:
             self._client.disconnect()
         self._client.loop_stop()
         self._sender.join(timeout=2.0)
+        self._spool.close()
 
     # paho callbacks: run in paho's network thread, keep them short.
 
@@ -209,8 +231,23 @@ class MqttPublisher:
         properties: Any,
     ) -> None:
         if reason_code.is_failure:
-            log.warning("MQTT: broker refused the connection: %s", reason_code)
+            # Bad credentials or a forbidden client id do not fix themselves: an error that
+            # names the cause (repeated now and then), not a silent retry loop.
+            first = self._refused is None
+            self._refused = str(reason_code)
+            now = time.monotonic()
+            if first or now - self._last_refused_log >= _REFUSED_LOG_INTERVAL_S:
+                log.error(
+                    "MQTT: broker %s:%d refused the connection: %s%s; transcripts are kept in "
+                    "the spool, retrying",
+                    self._settings.host,
+                    self._settings.port,
+                    reason_code,
+                    _refusal_hint(reason_code),
+                )
+                self._last_refused_log = now
             return
+        self._refused = None
         log.info("MQTT: connected to %s:%d", self._settings.host, self._settings.port)
         for topic_filter in list(self._handlers):
             client.subscribe(topic_filter, qos=1)
@@ -218,6 +255,7 @@ class MqttPublisher:
         self._connected.set()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._refused = None  # unreachable now, which is a different problem
         log.warning(
             "MQTT: cannot reach broker %s:%d, retrying", self._settings.host, self._settings.port
         )
@@ -281,6 +319,15 @@ class MqttPublisher:
                 if self._wait_acked(info.mid, _POLL_S):
                     self._spool.ack(message)
                     break
+
+
+def _refusal_hint(reason_code: ReasonCode) -> str:
+    name = str(reason_code).lower()
+    if "user name or password" in name or "not authorized" in name:
+        return " (check mqtt.username and mqtt.password / mqtt.password_file)"
+    if "client identifier" in name:
+        return " (check mqtt.client_id)"
+    return ""
 
 
 def _status(state: str) -> bytes:

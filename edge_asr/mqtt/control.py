@@ -8,14 +8,21 @@ an error response: nothing a client sends can raise out of ``ControlHandler.hand
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import queue
+import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_asr.errors import EdgeAsrError
+
+if TYPE_CHECKING:
+    from edge_asr.mqtt.client import MqttPublisher
+    from edge_asr.mqtt.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -114,3 +121,52 @@ def parse_params(model: type[BaseModel], params: dict[str, Any]) -> Any:
         first = e.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "(request)"
         raise CommandError(f"{key}: {first['msg']}") from None
+
+
+class ControlRequests:
+    """Answers requests arriving on ``<prefix>/request/+``, one at a time in its own thread.
+
+    paho delivers messages in its network thread, which must never wait for a command (a
+    reload compiles a grammar): requests are queued, and a full queue is answered "busy".
+    """
+
+    def __init__(
+        self,
+        publisher: MqttPublisher,
+        topics: Topics,
+        handler: ControlHandler,
+        queue_size: int = 32,
+    ) -> None:
+        self._publisher = publisher
+        self._topics = topics
+        self._handler = handler
+        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=queue_size)
+        self._thread = threading.Thread(target=self._run, name="mqtt-control", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._publisher.subscribe(self._topics.requests, self._received)
+
+    def close(self, timeout: float) -> None:
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
+
+    def _received(self, topic: str, payload: bytes) -> None:
+        command = self._topics.command_of(topic)
+        try:
+            self._queue.put_nowait((command, payload))
+        except queue.Full:
+            answer = ControlResponse(status="error", error="busy: too many requests waiting")
+            self._publisher.publish(self._topics.response(command), answer.to_json())
+
+    def _run(self) -> None:
+        while (request := self._queue.get()) is not None:
+            command, payload = request
+            answer = self._handler.handle(command, payload)
+            if answer.status == "error":
+                log.info("control request %r refused: %s", command, answer.error)
+            try:
+                self._publisher.publish(self._topics.response(command), answer.to_json())
+            except Exception:  # the edge: a lost answer must not end request handling
+                log.exception("cannot publish the answer to %r", command)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 TRANSCRIPT = "transcript"
 PARTIAL = "partial"
 STATUS = "status"
+REQUEST = "request"
+RESPONSE = "response"
 
 
 @dataclass(frozen=True)
@@ -34,3 +36,16 @@ class Topics:
     def status(self) -> str:
         """Availability: retained ``{"state": "online"|"offline"}``; offline is the will."""
         return f"{self.prefix}/{STATUS}"
+
+    @property
+    def requests(self) -> str:
+        """Subscription filter for control requests, ``<prefix>/request/<command>``."""
+        return f"{self.prefix}/{REQUEST}/+"
+
+    def command_of(self, topic: str) -> str:
+        """The command named by a request topic."""
+        return topic.rsplit("/", 1)[-1]
+
+    def response(self, command: str) -> str:
+        """Where the answer to ``command`` goes: QoS 1, not retained."""
+        return f"{self.prefix}/{RESPONSE}/{command}"

@@ -25,10 +25,15 @@ class HealthReport(BaseModel):
 
     pid: int
     updated_at: float = Field(description="time.time() of the write")
-    listening: bool = Field(description="False while paused by request")
+    listening: bool = Field(description="False while paused by request or stopping")
+    paused: bool = Field(default=False, description="listening paused by request")
+    stopping: bool = Field(default=False, description="shutting down")
     audio_flowing: bool = Field(description="audio blocks arrived within the last seconds")
     worker_alive: bool = Field(description="the recognizer worker thread is running")
     broker_connected: bool
+    broker_error: str | None = Field(
+        default=None, description="why the broker refuses us (e.g. bad credentials), if it does"
+    )
     spool_pending: int = Field(ge=0, description="transcripts waiting for the broker")
     status: str = Field(description="one line for people, as in systemctl status")
 
@@ -41,7 +46,7 @@ class HealthReport(BaseModel):
         age = now - self.updated_at
         if age > max_age_s:
             found.append(f"health not updated for {age:.0f} s (daemon hung or stopped)")
-        if self.listening and not self.audio_flowing:
+        if (self.listening or self.paused) and not self.audio_flowing:
             found.append("no audio is arriving from the input")
         if not self.worker_alive:
             found.append("the recognizer worker is not running")
@@ -69,5 +74,10 @@ def check_health(state_dir: Path, max_age_s: float = DEFAULT_MAX_AGE_S) -> tuple
     problems = report.problems(time.time(), max_age_s)
     if problems:
         return False, "unhealthy: " + "; ".join(problems)
-    broker = "broker connected" if report.broker_connected else "broker unreachable, spooling"
+    if report.broker_connected:
+        broker = "broker connected"
+    elif report.broker_error:
+        broker = f"{report.broker_error}, spooling"
+    else:
+        broker = "broker unreachable, spooling"
     return True, f"healthy: {report.status}; {broker}; {report.spool_pending} pending"
