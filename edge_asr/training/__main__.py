@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         "--max-minutes",
         type=float,
         default=60.0,
-        help="training time budget (data, export and eval not counted)",
+        help="training time budget in minutes, counted over all invocations of the run "
+        "(data, export and eval not counted); the cosine schedule ends at it or at --steps",
     )
     parser.add_argument(
         "--steps",
@@ -37,12 +38,18 @@ def main(argv: list[str] | None = None) -> int:
         help="planned updates of the full run; raising it continues a finished run "
         "(the learning rate warms back up along the cosine schedule)",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch CPU threads for training (1 on a machine shared with other work)",
+    )
     args = parser.parse_args(argv)
 
     if args.smoke:
-        cfg = smoke_config(args.seed, args.max_minutes)
+        cfg = smoke_config(args.seed, args.max_minutes, args.threads)
     else:
-        cfg = full_config(args.seed, args.max_minutes, args.steps)
+        cfg = full_config(args.seed, args.max_minutes, args.steps, args.threads)
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")

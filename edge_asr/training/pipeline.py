@@ -43,7 +43,7 @@ class RunConfig:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def full_config(seed: int, max_minutes: float, steps: int = 8000) -> RunConfig:
+def full_config(seed: int, max_minutes: float, steps: int = 8000, threads: int = 2) -> RunConfig:
     return RunConfig(
         name="full",
         data=data.DataPlan(
@@ -54,13 +54,13 @@ def full_config(seed: int, max_minutes: float, steps: int = 8000) -> RunConfig:
             eval_per_voice=60,
             eval_train_voices=200,
         ),
-        train=TrainConfig(steps=steps, max_minutes=max_minutes, seed=seed),
+        train=TrainConfig(steps=steps, max_minutes=max_minutes, threads=threads, seed=seed),
         conv_channels=32,
         hidden=192,
     )
 
 
-def smoke_config(seed: int, max_minutes: float) -> RunConfig:
+def smoke_config(seed: int, max_minutes: float, threads: int = 2) -> RunConfig:
     return RunConfig(
         name="smoke",
         data=data.DataPlan(
@@ -79,6 +79,7 @@ def smoke_config(seed: int, max_minutes: float) -> RunConfig:
             warmup=5,
             eval_every=10,
             batch_frames=6000,
+            threads=threads,
             seed=seed,
         ),
         conv_channels=8,
