@@ -1,8 +1,13 @@
-"""``make bench``: measure edge-asr against its peers in one run and print a table.
+"""``make bench``: measure edge-asr against its peers in one run and print a table per section.
 
-    python -m benchmarks.run [--quick] [--rounds N] [--out benchmarks/results/latest.json]
+    python -m benchmarks.run [--quick] [--sections files,latency,footprint,precision]
+        [--rounds N] [--utterances N] [--idle-seconds S] [--ready-starts N]
+        [--out benchmarks/results/latest.json] [--plot PNG]
 
-``--quick`` is the smoke run CI does: few clips, one round, no pocketsphinx.
+Sections: ``files`` (edge-asr vs sherpa-onnx vs the floor vs pocketsphinx on the same clips),
+``latency`` (end of speech to an MQTT subscriber through a virtual microphone and the daemon),
+``footprint`` (start to READY, idle CPU, RSS, image sizes), ``precision`` (int8 vs fp32).
+``--quick`` is the smoke run the tests do: a little of each, one round, no pocketsphinx.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 
 from benchmarks.files import (
     PHRASES,
+    Clip,
     Transcriber,
     edge_asr_engine,
     floor_engine,
@@ -25,6 +31,9 @@ from benchmarks.files import (
     run_files,
     sherpa_engine,
 )
+from benchmarks.live import Footprint, Latency, footprint_json, latency_json, run_live
+from benchmarks.plot import plot
+from benchmarks.precision import fp32_missing, run_precision
 
 HERE = Path(__file__).resolve().parent
 
@@ -50,17 +59,73 @@ def machine_info() -> dict[str, object]:
     }
 
 
+SECTIONS = ("files", "latency", "footprint", "precision")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: few clips, one round")
+    parser.add_argument("--quick", action="store_true", help="smoke run: little of everything")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated, from {', '.join(SECTIONS)} (default: all)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument(
+        "--utterances", type=int, default=32, help="latency: utterances played (default 32)"
+    )
+    parser.add_argument(
+        "--idle-seconds", type=float, default=60.0, help="footprint: silence timed (default 60)"
+    )
+    parser.add_argument(
+        "--ready-starts", type=int, default=3, help="footprint: daemon starts timed (default 3)"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument("--plot", type=Path, help="PNG to draw (default: --out with .png)")
     parser.add_argument("--cache", type=Path, default=HERE / ".cache")
     args = parser.parse_args(argv)
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; pick from {SECTIONS}")
+    if args.quick:
+        args.rounds, args.utterances = 1, min(args.utterances, 3)
+        args.idle_seconds, args.ready_starts = min(args.idle_seconds, 5.0), 1
 
     clips = make_clips(args.cache)
     if args.quick:
         clips = clips[:: max(1, len(clips) // 6)]
+    info = machine_info()
+    print(f"{info['cpu']} ({info['machine']}, {info['cores']} cores), {info['date']}")
+    report: dict[str, object] = {"machine": info}
+    if "files" in sections:
+        report["files"] = files_section(clips, args.rounds, pocketsphinx=not args.quick)
+    if "latency" in sections or "footprint" in sections:
+        latency, footprint = run_live(
+            clips,
+            args.utterances if "latency" in sections else 0,
+            args.idle_seconds if "footprint" in sections else 0,
+            args.ready_starts,
+        )
+        if latency is not None:
+            report["latency"] = print_latency(latency)
+        if footprint is not None:
+            report["footprint"] = print_footprint(footprint)
+    if "precision" in sections:
+        report["precision"] = precision_section(clips, args.rounds)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten: {args.out}")
+    if "files" in report or "latency" in report:
+        try:
+            print(f"plot: {plot(report, args.plot or args.out.with_suffix('.png'))}")
+        except ImportError:
+            print("matplotlib not installed (pip install -e '.[bench]'): no plot", file=sys.stderr)
+    return 0
+
+
+def files_section(clips: list[Clip], rounds: int, pocketsphinx: bool) -> dict[str, object]:
     words = sorted({w for line in _vocabulary() for w in line.split()})
     engines: dict[str, Transcriber] = {
         "edge-asr (greedy)": edge_asr_engine("greedy"),
@@ -68,18 +133,16 @@ def main(argv: list[str] | None = None) -> int:
         "sherpa-onnx (greedy)": sherpa_engine(),
         "floor (fbank+ORT+argmax)": floor_engine(),
     }
-    if not args.quick:
+    if pocketsphinx:
         try:
             engines["pocketsphinx (JSGF)"] = pocketsphinx_engine(words)
         except ImportError:
             print("pocketsphinx not installed: skipped", file=sys.stderr)
-    results = run_files(clips, engines, 1 if args.quick else args.rounds)
-
+    results = run_files(clips, engines, rounds)
     reference = results[0].seconds
-    info = machine_info()
     print(
         f"\nFile transcription: {len(clips)} clips, {results[0].audio_s:.1f} s of audio, "
-        f"held-out voices; {info['cpu']} ({info['machine']}), {info['date']}"
+        f"held-out voices, best of {rounds} interleaved round(s)"
     )
     header = f"{'engine':28} {'WER':>7} {'time s':>8} {'RTF':>8} {'× edge-asr':>10}   WER by voice"
     print(header)
@@ -90,33 +153,134 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.name:28} {r.wer:>7.1%} {r.seconds:>8.3f} {r.rtf:>8.4f} "
             f"{r.seconds / reference:>10.2f}   {voices}"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
+    return {
+        "clips": len(clips),
+        "phrases": len(PHRASES),
+        "rounds": rounds,
+        "engines": [
             {
-                "machine": info,
-                "files": {
-                    "clips": len(clips),
-                    "phrases": len(PHRASES),
-                    "engines": [
-                        {
-                            "name": r.name,
-                            "wer": r.wer,
-                            "seconds": r.seconds,
-                            "rtf": r.rtf,
-                            "ratio_to_edge_asr": r.seconds / reference,
-                            "wer_by_voice_group": r.errors_by_voice,
-                        }
-                        for r in results
-                    ],
-                },
-            },
-            indent=2,
-        )
-        + "\n"
+                "name": r.name,
+                "wer": r.wer,
+                "seconds": r.seconds,
+                "rtf": r.rtf,
+                "ratio_to_edge_asr": r.seconds / reference,
+                "wer_by_voice_group": r.errors_by_voice,
+            }
+            for r in results
+        ],
+    }
+
+
+def print_latency(latency: Latency) -> dict[str, object]:
+    data = latency_json(latency)
+    print(
+        f"\nLatency: end of speech → subscriber has the final transcript (PulseAudio virtual "
+        f"mic → edge-asr run → mosquitto), {data['received']} of {data['utterances']} "
+        f"utterances answered"
     )
-    print(f"\nwritten: {args.out}")
-    return 0
+    if not latency.samples:
+        print("no final transcript arrived")
+        return data
+    rows = [
+        ("p50", f"{data['p50_ms']:.0f} ms"),
+        ("p95", f"{data['p95_ms']:.0f} ms", f"goal ≤ hangover + 100 = {data['goal_p95_ms']} ms"),
+        ("max", f"{data['max_ms']:.0f} ms"),
+        (
+            "VAD hangover",
+            f"{data['hangover_ms']} ms",
+            f"counted in 32 ms frames: {data['hangover_frames_ms']:.0f} ms",
+        ),
+        (
+            "beyond hangover p50 / p95",
+            f"{data['beyond_hangover_p50_ms']:.0f} / {data['beyond_hangover_p95_ms']:.0f} ms",
+        ),
+        (
+            "  VAD still hearing speech",
+            f"{data['vad_release_after_speech_p50_ms']:.0f} ms",
+            "p50, after the speech ended (Silero's tail)",
+        ),
+        (
+            "  then blocks+ASR+MQTT",
+            f"{data['after_hangover_end_p50_ms']:.0f} ms",
+            "p50, after the hangover ran out",
+        ),
+        ("recognizer processing p50", f"{data['processing_p50_ms']:.1f} ms"),
+        ("WER through the microphone", f"{data['wer']:.1%}"),
+    ]
+    for row in rows:
+        print(f"{row[0]:28} {row[1]:>12}   {row[2] if len(row) > 2 else ''}")
+    return data
+
+
+def print_footprint(footprint: Footprint) -> dict[str, object]:
+    data = footprint_json(footprint)
+    print(f"\nFootprint of edge-asr run (x{len(footprint.ready_s)} start(s))")
+    rows = [
+        (
+            "start → READY=1 (median)",
+            f"{data['ready_median_s']:.2f} s",
+            f"goal ≤ 2 s; max {data['ready_max_s']:.2f} s",
+        ),
+        (
+            f"idle CPU over {footprint.idle_seconds:.0f} s silence",
+            f"{footprint.idle_cpu_percent:.2f} %",
+            "of one core; goal ≤ 2 %",
+        ),
+        ("RSS idle", f"{footprint.idle_rss_mb:.0f} MB", "goal ≤ 120 MB"),
+    ]
+    if footprint.rss_after_speech_mb is not None:
+        rows.append(
+            (
+                "RSS after the utterances",
+                f"{footprint.rss_after_speech_mb:.0f} MB",
+                f"peak {footprint.peak_rss_mb:.0f} MB",
+            )
+        )
+    images = footprint.images
+    if isinstance(images, str):
+        rows.append(("docker images", images))
+    else:  # the build's own tags; other tags (dry runs) are in the JSON only
+        shown = {n: s for n, s in images.items() if ":local-" in n} or images
+        rows += [(f"image {name}", size) for name, size in shown.items()]
+    for row in rows:
+        print(f"{row[0]:28} {row[1]:>12}   {row[2] if len(row) > 2 else ''}")
+    return data
+
+
+def precision_section(clips: list[Clip], rounds: int) -> dict[str, object]:
+    print("\nint8 vs fp32: the same model, greedy decoding, the file clips")
+    missing = fp32_missing()
+    if missing is not None:
+        print(f"skipped: {missing}")
+        return {"skipped": missing}
+    rows = run_precision(clips, rounds)
+    reference = rows[0].result.seconds
+    header = f"{'model':16} {'size MB':>8} {'WER':>7} {'time s':>8} {'RTF':>8} {'× int8':>7}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        r = row.result
+        print(
+            f"{row.name:16} {row.size_mb:>8.2f} {r.wer:>7.1%} {r.seconds:>8.3f} "
+            f"{r.rtf:>8.4f} {r.seconds / reference:>7.2f}"
+        )
+    return {
+        "clips": len(clips),
+        "rounds": rounds,
+        "models": [
+            {
+                "name": row.name,
+                "file": str(row.file.relative_to(HERE.parent)),
+                "size_mb": row.size_mb,
+                "wer": row.result.wer,
+                "seconds": row.result.seconds,
+                "rtf": row.result.rtf,
+                "ratio_to_int8": row.result.seconds / reference,
+                "wer_by_voice_group": row.result.errors_by_voice,
+            }
+            for row in rows
+        ],
+    }
 
 
 def _vocabulary() -> list[str]:

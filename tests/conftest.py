@@ -1,5 +1,6 @@
-"""Fixtures that start real parts: mosquitto, a private PulseAudio with a virtual microphone,
-espeak-ng speech, the daemon as a subprocess, and an MQTT subscriber. All are stopped after use.
+"""Fixtures that start real parts: mosquitto, a private PulseAudio with a virtual microphone
+(benchmarks/rig.py), espeak-ng speech, the daemon as a subprocess, and an MQTT subscriber.
+All are stopped after use.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,33 +24,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+# Shared with `make bench`, which runs the daemon on the same virtual microphone.
+from benchmarks.rig import Pulse, free_port, running_pulse, wait_until
+from benchmarks.rig import stop_process as _stop_process
+
 REPO = Path(__file__).resolve().parent.parent
 BUILTIN_MODEL = REPO / "edge_asr" / "models" / "home-en"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
-def _stop_process(proc: subprocess.Popen[Any], timeout: float = 5.0) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
 
 
 # --- model ----------------------------------------------------------------------------
@@ -284,83 +263,14 @@ def subscriber_factory() -> Iterator[Callable[[Broker], Subscriber]]:
 # --- PulseAudio virtual microphone ----------------------------------------------------
 
 
-@dataclass
-class Pulse:
-    """A private PulseAudio whose null sink ``vsink`` (16 kHz mono) is the default mic."""
-
-    runtime_dir: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {
-            "PULSE_SERVER": f"unix:{self.runtime_dir}/pulse/native",
-            "XDG_RUNTIME_DIR": str(self.runtime_dir),
-        }
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "XDG_RUNTIME_DIR": str(self.runtime_dir),
-            "HOME": str(self.runtime_dir),
-        }
-        with open(self.runtime_dir / "pulse.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    "pulseaudio",
-                    "--daemonize=no",
-                    "--system=no",
-                    "--exit-idle-time=-1",
-                    "-n",
-                    "--use-pid-file=no",
-                    "--load=module-native-protocol-unix auth-anonymous=1",
-                    "--load=module-null-sink sink_name=vsink format=s16le rate=16000 channels=1",
-                ],
-                env=env,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        if not wait_until(self._ready, timeout=15, interval=0.2):
-            log_text = (self.runtime_dir / "pulse.log").read_text(errors="replace")
-            self.stop()
-            pytest.fail("private PulseAudio did not start: " + log_text)
-
-    def _ready(self) -> bool:
-        info = subprocess.run(
-            ["pactl", "info"], env={**os.environ, **self.env}, capture_output=True, timeout=5
-        )
-        return info.returncode == 0
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            _stop_process(self.proc)
-            self.proc = None
-
-    def play(self, wav: Path, timeout: float = 30.0) -> None:
-        """Play a WAV into the virtual microphone; returns when playback ended."""
-        subprocess.run(
-            ["paplay", "--device=vsink", str(wav)],
-            env={**os.environ, **self.env},
-            check=True,
-            timeout=timeout,
-        )
-
-
 @pytest.fixture
 def pulse() -> Iterator[Pulse]:
     """A running private PulseAudio (stopped, and its folder removed, afterwards)."""
     for tool in ("pulseaudio", "paplay", "pactl"):
         if not shutil.which(tool):
             pytest.skip(f"{tool} is not installed")
-    # Short path: unix socket paths are limited to ~100 characters.
-    server = Pulse(Path(tempfile.mkdtemp(prefix="pa-")))
-    try:
-        server.start()
+    with running_pulse() as server:  # RigError with the server's log if it does not start
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.runtime_dir, ignore_errors=True)
 
 
 # --- speech ---------------------------------------------------------------------------

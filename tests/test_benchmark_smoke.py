@@ -1,19 +1,20 @@
-"""`make bench` in miniature: the side-by-side file benchmark runs and writes its JSON."""
+"""`make bench` in miniature: each section runs and writes its JSON (and the plot)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.timeout(300)
-def test_quick_benchmark_prints_a_table_and_writes_json(tmp_path: Path) -> None:
+def _quick_bench(tmp_path: Path, sections: str) -> tuple[str, dict[str, Any]]:
     out = tmp_path / "result.json"
     result = subprocess.run(
         [
@@ -21,6 +22,8 @@ def test_quick_benchmark_prints_a_table_and_writes_json(tmp_path: Path) -> None:
             "-m",
             "benchmarks.run",
             "--quick",
+            "--sections",
+            sections,
             "--out",
             str(out),
             "--cache",
@@ -31,9 +34,14 @@ def test_quick_benchmark_prints_a_table_and_writes_json(tmp_path: Path) -> None:
         text=True,
         timeout=280,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "× edge-asr" in result.stdout
-    data = json.loads(out.read_text())
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout, json.loads(out.read_text())
+
+
+@pytest.mark.timeout(300)
+def test_quick_benchmark_prints_a_table_and_writes_json(tmp_path: Path) -> None:
+    stdout, data = _quick_bench(tmp_path, "files")
+    assert "× edge-asr" in stdout
     engines = {e["name"]: e for e in data["files"]["engines"]}
     assert {"edge-asr (greedy)", "sherpa-onnx (greedy)", "floor (fbank+ORT+argmax)"} <= set(engines)
     # same bundle, same greedy decoding: the same words
@@ -41,3 +49,43 @@ def test_quick_benchmark_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     for engine in engines.values():
         assert engine["seconds"] > 0 and 0 <= engine["wer"] <= 2
     assert data["machine"]["cores"] >= 1
+    assert (tmp_path / "result.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_quick_live_benchmark_times_the_daemon_and_compares_int8_with_fp32(
+    tmp_path: Path,
+) -> None:
+    for tool in ("mosquitto", "pulseaudio", "paplay", "pactl"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
+    stdout, data = _quick_bench(tmp_path, "latency,footprint,precision")
+    assert "Latency" in stdout and "Footprint" in stdout and "int8 vs fp32" in stdout
+
+    latency = data["latency"]
+    assert latency["utterances"] == 3 and latency["received"] == 3, latency["missed"]
+    hangover = latency["hangover_ms"]
+    assert latency["goal_p95_ms"] == hangover + 100
+    for sample in latency["samples"]:
+        # The final cannot come before the hangover has (nearly) run out, and a broken
+        # end-of-speech clock (e.g. timing from the start of playback) would add seconds.
+        assert hangover / 2 < sample["latency_ms"] < hangover + 1500, sample
+        assert -200 < sample["ended_at_ms"] < 1000, sample
+    assert latency["p50_ms"] <= latency["p95_ms"] <= latency["max_ms"]
+
+    footprint = data["footprint"]
+    assert len(footprint["ready_s"]) == 1 and 0 < footprint["ready_s"][0] < 60
+    assert 0 <= footprint["idle_cpu_percent"] < 100 and footprint["idle_seconds"] >= 4
+    assert 10 < footprint["idle_rss_mb"] <= footprint["peak_rss_mb"] < 2000
+    assert footprint["images"] == "not built" or all(
+        name.startswith("edge-asr:") for name in footprint["images"]
+    )
+
+    precision = data["precision"]
+    if "skipped" not in precision:
+        int8, fp32 = precision["models"]
+        assert int8["name"].startswith("int8") and fp32["name"] == "fp32"
+        assert fp32["size_mb"] > 2 * int8["size_mb"]
+        assert int8["seconds"] > 0 and fp32["seconds"] > 0
+    assert (tmp_path / "result.png").read_bytes().startswith(b"\x89PNG")
