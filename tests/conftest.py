@@ -118,14 +118,33 @@ class Broker:
     host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
     extra_config: str = ""  # more listeners etc.; per_listener_settings is on
+    persistent: bool = False  # keep sessions and queued messages across restarts
+    users: dict[str, str] = field(default_factory=dict)  # if set, only these may connect
 
     def start(self) -> None:
         conf = self.directory / "mosquitto.conf"
         # As root, mosquitto switches to the 'mosquitto' user, which cannot read our temp files.
         user = "user root\n" if os.geteuid() == 0 else ""
+        persistence = (
+            f"persistence true\npersistence_location {self.directory}/\n"
+            if self.persistent
+            else "persistence false\n"
+        )
+        access = "allow_anonymous true\n"
+        if self.users:
+            passwords = self.directory / "passwords"
+            passwords.write_text("", encoding="utf-8")
+            for name, password in self.users.items():
+                subprocess.run(
+                    ["mosquitto_passwd", "-b", str(passwords), name, password],
+                    check=True,
+                    capture_output=True,
+                    timeout=30,
+                )
+            access = f"allow_anonymous false\npassword_file {passwords}\n"
         conf.write_text(
-            f"{user}per_listener_settings true\npersistence false\nlog_dest stderr\n"
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{self.extra_config}",
+            f"{user}per_listener_settings true\n{persistence}log_dest stderr\n"
+            f"listener {self.port} 127.0.0.1\n{access}{self.extra_config}",
             encoding="utf-8",
         )
         log = open(self.directory / "mosquitto.log", "ab")  # noqa: SIM115 - closed with proc
@@ -190,7 +209,9 @@ class Received:
 class Subscriber:
     """An MQTT client in the test collecting every message under a topic filter."""
 
-    def __init__(self, broker: Broker, topic: str = "edge-asr/#") -> None:
+    def __init__(self, broker: Broker, topic: str = "edge-asr/#", persistent: bool = False) -> None:
+        """``persistent``: a session the broker keeps (clean_session off), reconnecting by
+        itself, so QoS 1 messages published while it is away are delivered later."""
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -198,7 +219,12 @@ class Subscriber:
         self._lock = threading.Condition()
         self._subscribed = threading.Event()
         self._topic = topic
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{free_port()}")
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"test-{free_port()}",
+            clean_session=not persistent,
+        )
+        self._client.reconnect_delay_set(min_delay=1, max_delay=1)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = lambda *a: self._subscribed.set()
         self._client.on_message = self._on_message
@@ -250,8 +276,8 @@ class Subscriber:
 def subscriber_factory() -> Iterator[Callable[[Broker], Subscriber]]:
     made: list[Subscriber] = []
 
-    def make(broker: Broker, topic: str = "edge-asr/#") -> Subscriber:
-        sub = Subscriber(broker, topic)
+    def make(broker: Broker, topic: str = "edge-asr/#", persistent: bool = False) -> Subscriber:
+        sub = Subscriber(broker, topic, persistent)
         made.append(sub)
         return sub
 

@@ -71,6 +71,7 @@ def test_empty_payload_is_an_empty_request() -> None:
         ("pause", b'{"seconds": "soon"}', "seconds:"),
         ("status", b'{"transaction": [1]}', "'transaction' must be"),
         ("status", b"{}" + b" " * 70000, "request too large"),
+        ("status", b'{"a": ' * 5000 + b"1" + b"}" * 5000, "nested too deeply"),
         ("refuse", b"{}", "cannot do that now"),
         ("broken", b"{}", "internal error: KeyError"),
     ],

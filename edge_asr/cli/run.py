@@ -155,8 +155,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             log.info("%s: already stopping", name)
 
+    def on_hangup(signum: int, frame: FrameType | None) -> None:
+        log.info("SIGHUP: reloading the sentences file")
+        daemon.request_reload()  # in a thread: capture goes on meanwhile
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
     try:
         daemon.run()
     except EdgeAsrError as err:

@@ -115,7 +115,9 @@ class MqttPublisher:
     ) -> None:
         self._settings = settings
         self._topics = topics
-        self._spool: TranscriptSpool = spool or MemorySpool(settings.queue_size)
+        self._spool: TranscriptSpool = (
+            spool if spool is not None else MemorySpool(settings.queue_size)
+        )
         self._connected = threading.Event()
         self._stopping = threading.Event()
         self._refused: str | None = None  # why the broker refused us, while it does

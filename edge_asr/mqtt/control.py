@@ -102,6 +102,8 @@ class ControlHandler:
             raise CommandError("request is not UTF-8 text") from None
         except json.JSONDecodeError as e:
             raise CommandError(f"request is not valid JSON ({e.msg} at position {e.pos})") from None
+        except RecursionError:
+            raise CommandError("request is nested too deeply") from None
         if not isinstance(value, dict):
             raise CommandError(f"request must be a JSON object, not {type(value).__name__}")
         return value
