@@ -35,7 +35,9 @@ PREFIX = "edge-asr/default"
 class StdinFeeder:
     """Writes 16 kHz s16le PCM to the daemon's stdin in real time: silence, or queued speech."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, speed: float = 1.0) -> None:
+        """``speed`` > 1 feeds faster than real time (the stdin source does not mind)."""
+        self._period = CHUNK_S / speed
         proc = daemon.start(stdin=subprocess.PIPE).proc
         assert proc is not None and proc.stdin is not None
         self._pipe = proc.stdin
@@ -76,7 +78,7 @@ class StdinFeeder:
                 self._pipe.flush()
             except (BrokenPipeError, ValueError):
                 return
-            next_at += CHUNK_S
+            next_at += self._period
             time.sleep(max(0.0, next_at - time.monotonic()))
 
     def close(self) -> None:
@@ -87,11 +89,11 @@ class StdinFeeder:
 
 
 @pytest.fixture
-def feeders() -> Iterator[Callable[[Daemon], StdinFeeder]]:
+def feeders() -> Iterator[Callable[..., StdinFeeder]]:
     made: list[StdinFeeder] = []
 
-    def make(daemon: Daemon) -> StdinFeeder:
-        feeder = StdinFeeder(daemon)
+    def make(daemon: Daemon, speed: float = 1.0) -> StdinFeeder:
+        feeder = StdinFeeder(daemon, speed)
         made.append(feeder)
         return feeder
 
@@ -137,7 +139,7 @@ def test_pause_resume_and_status_requests_steer_listening(
     broker: Broker,
     subscriber_factory: Callable[..., Subscriber],
     daemon_factory: Callable[..., Daemon],
-    feeders: Callable[[Daemon], StdinFeeder],
+    feeders: Callable[..., StdinFeeder],
     commands: list[np.ndarray],
     tmp_path: Path,
 ) -> None:
@@ -174,7 +176,7 @@ def test_pause_is_kept_across_a_restart(
     broker: Broker,
     subscriber_factory: Callable[..., Subscriber],
     daemon_factory: Callable[..., Daemon],
-    feeders: Callable[[Daemon], StdinFeeder],
+    feeders: Callable[..., StdinFeeder],
     commands: list[np.ndarray],
 ) -> None:
     sub = subscriber_factory(broker)
@@ -214,7 +216,7 @@ def test_a_hundred_malformed_requests_each_get_an_error_and_the_daemon_goes_on(
     broker: Broker,
     subscriber_factory: Callable[..., Subscriber],
     daemon_factory: Callable[..., Daemon],
-    feeders: Callable[[Daemon], StdinFeeder],
+    feeders: Callable[..., StdinFeeder],
     commands: list[np.ndarray],
 ) -> None:
     assert len(MALFORMED) >= 100
@@ -246,7 +248,7 @@ def test_sighup_reloads_the_sentences_file_without_stopping_audio(
     broker: Broker,
     subscriber_factory: Callable[..., Subscriber],
     daemon_factory: Callable[..., Daemon],
-    feeders: Callable[[Daemon], StdinFeeder],
+    feeders: Callable[..., StdinFeeder],
     commands: list[np.ndarray],
     tmp_path: Path,
     test_model: Any,
@@ -304,7 +306,7 @@ def test_spooled_transcripts_survive_kill_9_and_are_sent_in_order_after_restart(
     broker_factory: Callable[[], Broker],
     subscriber_factory: Callable[..., Subscriber],
     daemon_factory: Callable[..., Daemon],
-    feeders: Callable[[Daemon], StdinFeeder],
+    feeders: Callable[..., StdinFeeder],
     commands: list[np.ndarray],
     tmp_path: Path,
 ) -> None:
@@ -339,7 +341,7 @@ def test_a_corrupt_spool_is_moved_aside_and_the_daemon_goes_on(
     broker: Broker,
     subscriber_factory: Callable[..., Subscriber],
     daemon_factory: Callable[..., Daemon],
-    feeders: Callable[[Daemon], StdinFeeder],
+    feeders: Callable[..., StdinFeeder],
     commands: list[np.ndarray],
     tmp_path: Path,
 ) -> None:
@@ -365,7 +367,7 @@ def test_fifty_utterances_through_five_broker_restarts_reach_a_persistent_subscr
     broker_factory: Callable[[], Broker],
     subscriber_factory: Callable[..., Subscriber],
     daemon_factory: Callable[..., Daemon],
-    feeders: Callable[[Daemon], StdinFeeder],
+    feeders: Callable[..., StdinFeeder],
     commands: list[np.ndarray],
 ) -> None:
     broker = broker_factory()
@@ -375,7 +377,7 @@ def test_fifty_utterances_through_five_broker_restarts_reach_a_persistent_subscr
     daemon = _stdin_daemon(
         daemon_factory, broker=broker, env={"EDGE_ASR_MQTT__RECONNECT_MAX_S": "1"}
     )
-    feeder = feeders(daemon)
+    feeder = feeders(daemon, speed=4.0)
     daemon.wait_for_log("MQTT: connected")
     for restart in range(5):
         for i in range(10):
@@ -400,7 +402,7 @@ def test_fifty_utterances_through_five_broker_restarts_reach_a_persistent_subscr
 def test_refused_credentials_are_an_error_state_named_in_log_status_and_health(
     broker_factory: Callable[[], Broker],
     daemon_factory: Callable[..., Daemon],
-    feeders: Callable[[Daemon], StdinFeeder],
+    feeders: Callable[..., StdinFeeder],
     commands: list[np.ndarray],
     tmp_path: Path,
 ) -> None:
