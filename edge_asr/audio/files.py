@@ -14,6 +14,9 @@ import soundfile as sf
 from edge_asr.errors import AudioError, AudioFormatError, AudioTooLongError
 
 DEFAULT_MAX_DURATION_S = 3600.0
+# Telephone audio is 8 kHz; studio audio up to 384 kHz. Outside that a header is broken.
+MIN_SAMPLE_RATE = 4000
+MAX_SAMPLE_RATE = 384000
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,11 @@ def _decode(name: str, open_source: Any, max_duration_s: float) -> Audio:
         raise AudioFormatError(f"{name}: not a readable audio file ({_reason(e)})") from None
     if info.channels < 1:
         raise AudioError(f"{name}: has no audio channels")
-    if info.samplerate <= 0:
-        raise AudioError(f"{name}: invalid sample rate {info.samplerate}")
+    if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+        raise AudioError(
+            f"{name}: sample rate {info.samplerate} Hz is outside "
+            f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz (broken header?)"
+        )
     if info.frames <= 0:
         raise AudioError(f"{name}: contains no audio")
     duration = info.frames / info.samplerate
@@ -83,7 +89,8 @@ def _decode(name: str, open_source: Any, max_duration_s: float) -> Audio:
         raise AudioError(f"{name}: contains no audio")
     if not np.isfinite(data).all():
         raise AudioError(f"{name}: contains NaN or infinite samples")
-    return Audio(to_mono(data), int(rate))
+    # Float files may hold samples beyond full scale; the model expects [-1, 1].
+    return Audio(np.clip(to_mono(data), -1.0, 1.0), int(rate))
 
 
 def _reason(error: Exception) -> str:
