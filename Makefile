@@ -11,12 +11,13 @@ APT_RUN := python3-venv libportaudio2 libsndfile1 mosquitto mosquitto-clients
 APT_TEST := $(APT_RUN) espeak-ng pulseaudio pulseaudio-utils libasound2-plugins sox openssl \
 	libsystemd-dev pkg-config gcc python3-dev
 
-.PHONY: run test bench lint typecheck check deps-run deps-test clean help package-check
+.PHONY: run test bench soak lint typecheck check deps-run deps-test clean help package-check
 
 help:
 	@echo "make run    - start edge-asr on the default microphone, publishing to MQTT"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make bench  - benchmark against sherpa-onnx, the floor and pocketsphinx; prints a table"
+	@echo "make soak   - run the daemon for an hour (SOAK_ARGS=\"--minutes N\") and report memory growth"
 	@echo "make package-check - validate Dockerfile, compose, Kubernetes, systemd unit (no Docker needed)"
 
 deps-run:
@@ -57,6 +58,10 @@ $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
 
 bench: deps-test $(VENV)/.bench-installed
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# Not in CI: it takes as long as asked (default an hour). make soak SOAK_ARGS="--minutes 240"
+soak: deps-test $(VENV)/.bench-installed
+	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
