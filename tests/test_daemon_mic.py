@@ -159,7 +159,9 @@ def test_sigterm_finishes_the_utterance_publishes_offline_and_exits_zero(
     daemon = _start(daemon_factory, broker, pulse, "--set", "vad.hangover_ms=10000")
     pulse.play(make_speech("open the garage door", tail_s=0.3))
     assert sub.on("transcript") == []
+    asked = time.monotonic()
     assert daemon.stop() == 0
+    assert time.monotonic() - asked < 5.0, "SIGTERM took longer than 5 s"
     (final,) = sub.wait_for("transcript", timeout=10)
     assert TranscriptMessage.model_validate_json(final.payload).seq == 1
     statuses = [StatusMessage.model_validate_json(m.payload).state for m in sub.on("status")]
@@ -227,9 +229,13 @@ def test_capture_recovers_after_the_audio_server_restarts(
     sub = subscriber_factory(broker)
     daemon = _start(daemon_factory, broker, pulse)
     pulse.stop()
+    lost = time.monotonic()
     daemon.wait_for_log("stopped delivering audio; reopening", timeout=30)
+    assert time.monotonic() - lost < 2.0, "the lost device was noticed late"  # goal: 1 s
     pulse.start()
+    back = time.monotonic()
     assert wait_until(lambda: daemon.log.count("capturing from device") >= 2, timeout=30)
+    assert time.monotonic() - back < 5.0, "capture resumed late"
     time.sleep(2.0)  # the first callbacks of a fresh server can take ~2 s
     pulse.play(make_speech("turn on the kitchen light"))
     (final,) = sub.wait_for("transcript", timeout=30)

@@ -27,8 +27,13 @@ from edge_asr.errors import AudioError
 log = logging.getLogger(__name__)
 
 TARGET_RATE = 16000
-_GET_TIMEOUT_S = 0.5
-_REOPEN_DELAYS_S = (1.0, 2.0, 5.0, 10.0)
+_GET_TIMEOUT_S = 0.25
+# Blocks come every ~64 ms: a second without one means the device stalled or went away.
+_STALL_S = 1.0
+# A freshly opened stream (PulseAudio especially) may take a few seconds to deliver at all.
+_FIRST_BLOCK_S = 5.0
+# Capped at 4 s so a device that comes back is capturing again within 5 s.
+_REOPEN_DELAYS_S = (0.5, 1.0, 2.0, 4.0)
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,7 @@ class MicSource:
         block_ms: int = 64,
         queue_blocks: int = 64,
     ) -> None:
+        self._spec = device
         self._device = resolve_input_device(device)
         self._rate = capture_rate or self._device.default_rate
         self._channels = channels
@@ -239,9 +245,10 @@ class MicSource:
                         f"({self._device.name}) at {self._rate} Hz: {err}"
                     ) from None
                 delay = _REOPEN_DELAYS_S[min(attempt - 1, len(_REOPEN_DELAYS_S) - 1)]
-                log.warning("input device still unavailable (%s); retrying in %.0f s", err, delay)
+                log.warning("input device still unavailable (%s); retrying in %.1f s", err, delay)
                 attempt += 1
                 self._stopped.wait(delay)
+                self._find_again()
                 continue
             log.info(
                 "capturing from device %d (%s) at %d Hz, %d channel(s)",
@@ -261,15 +268,39 @@ class MicSource:
                 )
                 self._stopped.wait(_REOPEN_DELAYS_S[0])
 
+    def _find_again(self) -> None:
+        """Look for the device anew: a re-plugged USB microphone gets a new index, and
+        PortAudio only sees devices that appeared after it is re-initialized."""
+        import sounddevice as sd
+
+        try:
+            sd._terminate()
+            sd._initialize()
+            spec = self._device.name if self._spec is None or isinstance(self._spec, int) else None
+            found = resolve_input_device(spec if spec is not None else self._spec)
+        except (AudioError, sd.PortAudioError, OSError) as err:
+            log.debug("looking for the input device again: %s", str(err).splitlines()[0])
+            return
+        if found.index != self._device.index:
+            log.info("input device %s is now index %d", found.name, found.index)
+        self._device = found
+
     def _read(self, stream: Any) -> Generator[AudioBlock, None, None]:
         resample = _Resampler(self._rate)
+        last_block = time.monotonic()
+        allowed = _FIRST_BLOCK_S
         while not self._stopped.is_set():
             try:
                 data, captured = self._queue.get(timeout=_GET_TIMEOUT_S)
             except queue.Empty:
                 if self._lost.is_set() or not stream.active:
                     return
+                if time.monotonic() - last_block > allowed:
+                    log.warning("no audio from %s for %.0f s", self._device.name, allowed)
+                    return
                 continue
+            last_block = time.monotonic()
+            allowed = _STALL_S
             samples = resample(_mono(data))
             if samples.size:
                 yield AudioBlock(samples, captured)
