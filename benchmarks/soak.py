@@ -48,7 +48,7 @@ class SoakResult:
 
 
 def soak(minutes: float, every_s: float, sample_s: float) -> SoakResult:
-    clips = make_clips(HERE / ".cache" / "clips")
+    clips = make_clips(HERE / ".cache")  # shared with make bench
     with live_rig() as (broker, pulse, folder):
         wavs = []
         for i, clip in enumerate(clips[:12]):
