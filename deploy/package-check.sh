@@ -85,8 +85,8 @@ check "every Python package pinned (docker/arm64/requirements.txt)" docker/arm64
   's/^numpy==.*/numpy>=2/' -- reqpins {}
 
 echo "Shell scripts"
-for script in docker/arm64/build-local.sh docker/arm64/compose-check.sh deploy/install-pi.sh \
-  deploy/package-check.sh; do
+for script in docker/arm64/build-local.sh docker/arm64/compose-check.sh docker/arm64/bench-pi.sh \
+  deploy/install-pi.sh deploy/package-check.sh; do
   # shellcheck disable=SC2016  # the broken copy gets a literal unquoted $1
   check "shellcheck $script" "$script" '0,/^set -/s//unquoted=$1; cd $unquoted\n&/' \
     -- shellcheck -x {}

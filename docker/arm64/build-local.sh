@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the edge-asr image for linux/amd64 and linux/arm64 on one Debian x86 host, with no
 # buildx and no registry, and prove each image: transcribe a bundled sample, run the daemon
-# with env + a mounted YAML, check the user, the labels and that no compiler is left.
+# with env + a mounted YAML, check the user, the labels and that no compiler is left, the
+# HEALTHCHECK, `edge-asr serve`'s probes and `edge-asr wyoming`'s answer to a Describe.
 #
 #   sudo docker/arm64/build-local.sh [amd64] [arm64]     (default: both)
 #
@@ -219,6 +220,22 @@ for path in ("/health", "/ready"):
   "$DOCKER" rm -f "$cid" >/dev/null
   echo "edge-asr serve: ${probe//$'\n'/, }" >&2
   [ "$probe" = $'/health 200\n/ready 200' ] || die "$arch: edge-asr serve did not answer /health and /ready"
+
+  # `edge-asr wyoming` (the [wyoming] extra), as Home Assistant reaches it: a Describe event is
+  # answered with an Info event.
+  cid=$("$DOCKER" run -d --network none --platform "linux/$arch" "${emulated[@]}" "$image" \
+    wyoming --uri tcp://127.0.0.1:10300)
+  local info=""
+  for _ in $(seq 60); do
+    info=$("$DOCKER" exec "$cid" python3 -c 'import json, socket
+with socket.create_connection(("127.0.0.1", 10300), timeout=10) as s:
+    s.sendall(b"{\"type\": \"describe\"}\n")
+    print(json.loads(s.makefile("rb").readline())["type"])' 2>/dev/null) && break
+    sleep 1
+  done
+  "$DOCKER" rm -f "$cid" >/dev/null
+  echo "edge-asr wyoming: describe -> ${info:-no answer}" >&2
+  [ "$info" = info ] || die "$arch: edge-asr wyoming did not answer a Describe with Info"
 }
 
 for arch in "${arches[@]}"; do make_base "$arch"; done

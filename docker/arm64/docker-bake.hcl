@@ -101,5 +101,17 @@ target "gpu" {
     PYTHON_DEV_APT   = ""
     ALSA_PLUGINS_APT = "libasound2-plugins=1.2.7.1-1ubuntu2"
     RUNTIME_APT      = "python3=3.12.3-0ubuntu2 python3-venv=3.12.3-0ubuntu2 libportaudio2=19.6.0-1.2build3 libsndfile1=1.2.2-1ubuntu5.24.04.1 libpulse0=1:16.1+dfsg1-2ubuntu10.1"
+    # Keep the CUDA base's layers and environment (NVIDIA_*, LD_LIBRARY_PATH) unflattened.
+    RUNTIME_ROOT     = "runtime-base"
   }
+}
+
+# The runtime image plus the file benchmark, sherpa-onnx, pocketsphinx, espeak-ng, flite and sox
+# (for benchmark numbers on real hardware; not published). No platform: the builder's own, so
+# on a Pi:  docker buildx bake -f docker/arm64/docker-bake.hcl bench --load
+# docker/arm64/bench-pi.sh builds and runs it.
+target "bench" {
+  inherits = ["_common"]
+  target   = "bench"
+  tags     = ["edge-asr:bench"]
 }
