@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 30.0  # longest wait for queued utterances at shutdown
-SINK_CLOSE_TIMEOUT_S = 5.0
+SINK_CLOSE_TIMEOUT_S = 3.0  # with the drain, a stop stays within systemd's patience
 _OVERRUN_LOG_INTERVAL_S = 10.0
 HEALTH_INTERVAL_S = 1.0  # health.json is rewritten this often
 AUDIO_FLOWING_S = 5.0  # no block for this long means audio stopped
@@ -226,6 +226,7 @@ class RecognitionWorker:
             processing_ms=transcript.processing_ms,
             model=self._model,
             lang=self._recognizer.language,
+            intent=transcript.intent,
         )
         self.transcripts += 1
         log.info(

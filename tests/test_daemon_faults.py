@@ -443,3 +443,33 @@ def test_refused_credentials_are_an_error_state_named_in_log_status_and_health(
     assert "broker refused the connection: Not authorized" in checked.stdout
     assert daemon.log.count("refused the connection") <= 2, "refusal logged on every retry"
     assert daemon.stop() == 0
+
+
+@pytest.mark.timeout(180)
+def test_stop_while_the_broker_is_down_is_quick_and_keeps_transcripts_for_the_next_start(
+    broker_factory: Callable[[], Broker],
+    subscriber_factory: Callable[..., Subscriber],
+    daemon_factory: Callable[..., Daemon],
+    feeders: Callable[..., StdinFeeder],
+    commands: list[np.ndarray],
+    tmp_path: Path,
+) -> None:
+    broker = broker_factory()  # down
+    state = tmp_path / "state"
+    first = _stdin_daemon(daemon_factory, broker=broker, state_dir=state)
+    feeder = feeders(first)
+    first.wait_listening()
+    feeder.say(commands[0])
+    first.wait_for_log("transcript 1:", timeout=60)
+    asked = time.monotonic()
+    assert first.stop() == 0
+    assert time.monotonic() - asked < 5.0, "stopping took longer than 5 s"
+    assert "kept in the spool for the next start" in first.log
+    assert _spooled(state) == [1]
+
+    broker.start()
+    sub = subscriber_factory(broker)
+    second = _stdin_daemon(daemon_factory, broker=broker, state_dir=state)
+    feeders(second)
+    assert [f.seq for f in _finals(sub, 1)] == [1]
+    assert second.stop() == 0

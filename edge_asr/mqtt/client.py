@@ -33,6 +33,7 @@ QOS_STATUS = 1
 _POLL_S = 0.2
 _MAX_ACKED = 1024
 _REFUSED_LOG_INTERVAL_S = 60.0
+_DISCONNECTED_FLUSH_S = 1.0  # wait at shutdown for a broker that is away, with a disk spool
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ class TranscriptSpool(Protocol):
         """Remove ``message`` (the oldest) after the broker acknowledged it."""
 
     def __len__(self) -> int: ...
+
+    @property
+    def persistent(self) -> bool:
+        """True if messages survive a restart of the process."""
 
     def close(self) -> None:
         """Release the storage (messages not acknowledged stay, if it is persistent)."""
@@ -103,6 +108,10 @@ class MemorySpool:
         with self._changed:
             return len(self._items)
 
+    @property
+    def persistent(self) -> bool:
+        return False
+
     def close(self) -> None:
         pass
 
@@ -126,22 +135,14 @@ class MqttPublisher:
         self._acked: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._acked_changed = threading.Condition()
         self._handlers: dict[str, Callable[[str, bytes], None]] = {}
+        self._on_connect_callbacks: list[Callable[[], None]] = []
         self._sender = threading.Thread(target=self._send_finals, name="mqtt-sender", daemon=True)
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
         s = self._settings
         client_id = s.client_id or f"edge-asr-{self._topics.site_id}"
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-        if s.username:
-            client.username_pw_set(s.username, s.read_password())
-        if s.tls.enabled:
-            client.tls_set(
-                ca_certs=str(s.tls.ca_file) if s.tls.ca_file else None,
-                certfile=str(s.tls.cert_file) if s.tls.cert_file else None,
-                keyfile=str(s.tls.key_file) if s.tls.key_file else None,
-            )
-            client.tls_insecure_set(s.tls.insecure)
+        client = make_client(s, client_id)
         client.will_set(self._topics.status, _status("offline"), qos=QOS_STATUS, retain=True)
         client.reconnect_delay_set(
             min_delay=int(s.reconnect_min_s), max_delay=int(s.reconnect_max_s)
@@ -189,6 +190,14 @@ class MqttPublisher:
         if self._connected.is_set():
             self._client.subscribe(topic_filter, qos=1)
 
+    def add_on_connect(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after every successful (re)connect, once ``publish`` works.
+
+        For what must be (re)published each time, like retained discovery configs. It runs in
+        paho's network thread: it must be quick and must not block.
+        """
+        self._on_connect_callbacks.append(callback)
+
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         """Publish any message now (dropped while disconnected, e.g. request responses)."""
         if self._connected.is_set():
@@ -204,14 +213,23 @@ class MqttPublisher:
 
     def close(self, timeout: float = 5.0) -> None:
         """Send what is spooled (up to ``timeout``), mark the site offline, disconnect."""
-        deadline = time.monotonic() + timeout
-        # Wait even while disconnected: the connection may be about to come (back).
+        started = time.monotonic()
+        deadline = started + timeout
+        # Wait a little even while disconnected: the connection may be about to come (back).
+        # A disk spool keeps what is left for the next start, so there is no point in more.
         while len(self._spool) and time.monotonic() < deadline:
+            if (
+                self._spool.persistent
+                and not self._connected.is_set()
+                and time.monotonic() - started > _DISCONNECTED_FLUSH_S
+            ):
+                break
             time.sleep(0.05)
         self._stopping.set()
         left = len(self._spool)
         if left:
-            log.warning("MQTT: %d transcript(s) not delivered before shutdown", left)
+            where = "kept in the spool for the next start" if self._spool.persistent else "lost"
+            log.warning("MQTT: %d transcript(s) not delivered before shutdown: %s", left, where)
         if self._connected.is_set():
             info = self._client.publish(
                 self._topics.status, _status("offline"), qos=QOS_STATUS, retain=True
@@ -255,6 +273,11 @@ class MqttPublisher:
             client.subscribe(topic_filter, qos=1)
         client.publish(self._topics.status, _status("online"), qos=QOS_STATUS, retain=True)
         self._connected.set()
+        for callback in list(self._on_connect_callbacks):
+            try:
+                callback()
+            except Exception:  # a callback bug must not kill paho's network thread
+                log.exception("MQTT: on-connect callback %s failed", callback)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self._refused = None  # unreachable now, which is a different problem
@@ -321,6 +344,22 @@ class MqttPublisher:
                 if self._wait_acked(info.mid, _POLL_S):
                     self._spool.ack(message)
                     break
+
+
+def make_client(settings: MqttSettings, client_id: str) -> mqtt.Client:
+    """A paho client with the credentials and TLS of ``settings`` (not connected)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    if settings.username:
+        client.username_pw_set(settings.username, settings.read_password())
+    tls = settings.tls
+    if tls.enabled:
+        client.tls_set(
+            ca_certs=str(tls.ca_file) if tls.ca_file else None,
+            certfile=str(tls.cert_file) if tls.cert_file else None,
+            keyfile=str(tls.key_file) if tls.key_file else None,
+        )
+        client.tls_insecure_set(tls.insecure)
+    return client
 
 
 def _refusal_hint(reason_code: ReasonCode) -> str:

@@ -36,6 +36,11 @@ class TranscriptMessage(_Payload):
     processing_ms: float = Field(ge=0.0, description="Time the recognizer took.")
     model: ModelInfo
     lang: str = Field(description="Language of the model, e.g. 'en'.")
+    intent: str | None = Field(
+        default=None,
+        description="Section of the sentences file the text matched (sentences decoding); "
+        "null otherwise.",
+    )
 
     @field_serializer("started_at", "ended_at")
     def _utc(self, value: datetime) -> str:

@@ -105,6 +105,10 @@ class SqliteSpool:
         with self._changed:
             return self._count
 
+    @property
+    def persistent(self) -> bool:
+        return True
+
     def close(self) -> None:
         with self._changed:
             self._db.close()
