@@ -161,6 +161,7 @@ class RecognitionWorker:
                     lost.id,
                     lost.duration_s,
                     self.overruns,
+                    extra={"UTTERANCE_ID": lost.id},
                 )
             self._finals.append(utterance)
             if self._partial is not None and self._partial.utterance_id == utterance.id:
@@ -237,6 +238,7 @@ class RecognitionWorker:
             message.duration_s,
             message.processing_ms,
             utterance.reason,
+            extra={"UTTERANCE_ID": utterance.id, "SEQ": message.seq},  # journal fields
         )
         for sink in self._sinks:
             _deliver(sink.publish_final, message)

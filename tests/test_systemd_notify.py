@@ -71,3 +71,33 @@ def test_watchdog_for_another_pid_is_ignored(monkeypatch: pytest.MonkeyPatch) ->
 def test_without_notify_socket_nothing_happens(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     SystemdNotifier().ready("x")  # no error, no effect
+
+
+def test_transcript_log_records_carry_utterance_id_and_seq_for_the_journal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    from datetime import datetime, timezone
+
+    import numpy as np
+    from conftest import ModelUnderTest  # noqa: F401 - the fixture type
+
+    from edge_asr.app import RecognitionWorker
+    from edge_asr.asr.bundle import BUILTIN_MODEL_DIR
+    from edge_asr.asr.recognizer import Recognizer
+    from edge_asr.audio.vad import Utterance
+    from edge_asr.service.state import SequenceCounter
+
+    worker = RecognitionWorker(
+        Recognizer.load(BUILTIN_MODEL_DIR), [], SequenceCounter(tmp_path), "hall", 4
+    )
+    now = datetime.now(timezone.utc)
+    utterance = Utterance("u-1", np.zeros(8000, np.float32), 16000, now, now, "silence")
+    with caplog.at_level(logging.INFO, logger="edge_asr.app"):
+        worker.start()
+        worker.submit_final(utterance)
+        worker.close(10)
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("transcript 1:")]
+    # JournalHandler sends upper-case record attributes as journal fields.
+    assert record.UTTERANCE_ID == "u-1"  # type: ignore[attr-defined]
+    assert record.SEQ == 1  # type: ignore[attr-defined]
