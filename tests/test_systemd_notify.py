@@ -80,7 +80,6 @@ def test_transcript_log_records_carry_utterance_id_and_seq_for_the_journal(
     from datetime import datetime, timezone
 
     import numpy as np
-    from conftest import ModelUnderTest  # noqa: F401 - the fixture type
 
     from edge_asr.app import RecognitionWorker
     from edge_asr.asr.bundle import BUILTIN_MODEL_DIR
