@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "health": "edge_asr.cli.health",
     "serve": "edge_asr.cli.serve",
     "wyoming": "edge_asr.cli.wyoming",
+    "ha": "edge_asr.cli.ha",
 }
 
 

@@ -716,6 +716,10 @@ def attach_integrations(
     if needs_mqtt and publisher is None:
         raise ConfigError(f"{needs_mqtt[0]}.enabled needs mqtt.enabled")
     # The integrations fill in below (each a sink, service and/or listener of the daemon).
+    if settings.homeassistant.enabled and publisher is not None:
+        from edge_asr.mqtt.discovery import attach_home_assistant
+
+        attach_home_assistant(daemon, settings, publisher, topics)
 
 
 def control_commands(daemon: Daemon) -> dict[str, Callable[[dict[str, Any]], Any]]:

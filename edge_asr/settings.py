@@ -295,6 +295,13 @@ class HomeAssistantSettings(_Section):
     device_name: str | None = Field(
         default=None, description="Device name shown in HA; empty = 'edge-asr <site_id>'."
     )
+    diagnostics_interval_s: float = Field(
+        default=10.0,
+        ge=1.0,
+        le=3600.0,
+        description="How often the diagnostics (spool depth, transcripts, overruns) are checked; "
+        "they are published only when they changed.",
+    )
 
     @field_validator("discovery_prefix")
     @classmethod

@@ -40,7 +40,7 @@ def add_parser(subparsers: Any) -> None:
         "them and publish transcripts over MQTT. Settings come from flags > environment "
         "(EDGE_ASR_<SECTION>__<KEY>) > --config YAML > defaults.",
     )
-    parser.add_argument("--config", type=Path, metavar="YAML", help="settings file")
+    add_settings_arguments(parser)
     parser.add_argument(
         "--validate-config",
         action="store_true",
@@ -53,13 +53,10 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--source", help="mic | file:PATH | stdin")
     parser.add_argument("--device", help="input device index or name (see 'edge-asr devices')")
-    parser.add_argument("--site-id", help="this device's name in topics and messages")
     parser.add_argument("--state-dir", type=Path, help="folder for state kept across restarts")
     parser.add_argument("--model-dir", type=Path, help="model bundle (default: built-in)")
     parser.add_argument("--decoding", help="greedy | vocabulary | sentences")
     parser.add_argument("--sentences", type=Path, help="sentences file for 'sentences' decoding")
-    parser.add_argument("--mqtt-host", help="MQTT broker host")
-    parser.add_argument("--mqtt-port", type=int, help="MQTT broker port")
     parser.add_argument(
         "--no-mqtt", action="store_true", help="do not publish to MQTT (mqtt.enabled=false)"
     )
@@ -71,6 +68,16 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="read file sources as fast as possible instead of in real time",
     )
+    parser.set_defaults(func=run)
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """The settings flags every command that works with the daemon's settings takes:
+    --config, --site-id, --mqtt-host, --mqtt-port and --set (read by ``settings_overrides``)."""
+    parser.add_argument("--config", type=Path, metavar="YAML", help="settings file")
+    parser.add_argument("--site-id", help="this device's name in topics and messages")
+    parser.add_argument("--mqtt-host", help="MQTT broker host")
+    parser.add_argument("--mqtt-port", type=int, help="MQTT broker port")
     parser.add_argument(
         "--set",
         action="append",
@@ -78,10 +85,10 @@ def add_parser(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="any setting by its dotted key, e.g. --set vad.hangover_ms=500 (repeatable)",
     )
-    parser.set_defaults(func=run)
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the command line gives (flags and --set), as a nested dict."""
     import yaml
 
     flat: dict[str, Any] = {}
@@ -97,11 +104,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, dest, None)
         if value is not None:
             flat[key] = value
-    if args.no_mqtt:
+    if getattr(args, "no_mqtt", False):
         flat["mqtt.enabled"] = False
-    if args.stdout:
+    if getattr(args, "stdout", False):
         flat["output.stdout"] = True
-    if args.fast:
+    if getattr(args, "fast", False):
         flat["audio.realtime"] = False
     nested: dict[str, Any] = {}
     for key, value in flat.items():
@@ -123,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(example_yaml())
         return 0
     try:
-        settings = load_settings(args.config, _overrides(args))
+        settings = load_settings(args.config, settings_overrides(args))
     except ConfigError as err:
         print(f"edge-asr: {err}", file=sys.stderr)
         return EXIT_CONFIG
