@@ -720,6 +720,10 @@ def attach_integrations(
         from edge_asr.mqtt.discovery import attach_home_assistant
 
         attach_home_assistant(daemon, settings, publisher, topics)
+    if settings.hermes.enabled and publisher is not None:
+        from edge_asr.mqtt.hermes import attach_hermes
+
+        attach_hermes(daemon, settings, publisher)
 
 
 def control_commands(daemon: Daemon) -> dict[str, Callable[[dict[str, Any]], Any]]:

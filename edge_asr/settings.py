@@ -319,6 +319,12 @@ class HermesSettings(_Section):
         description="Also publish hermes/asr/textCaptured and obey hermes/asr/startListening, "
         "stopListening, toggleOn and toggleOff for this site.",
     )
+    sessions_only: bool = Field(
+        default=False,
+        description="Publish textCaptured only for what is heard during a startListening "
+        "session (when a wake word service starts them); false = every transcript with text, "
+        "carrying the session's id while one is open.",
+    )
 
 
 class HttpSettings(_Section):
