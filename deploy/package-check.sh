@@ -190,6 +190,14 @@ verify() {
   cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
   printf '#!/bin/sh\nexit 0\n' >"$root/opt/edge-asr/venv/bin/edge-asr"
   chmod 0755 "$root/opt/edge-asr/venv/bin/edge-asr"
+  # The unit's system commands (ExecReload's kill, ...): stand-ins for those this host has.
+  local cmd
+  while read -r cmd; do
+    if [ ! -e "$root$cmd" ] && [ -x "$cmd" ]; then
+      mkdir -p "$root${cmd%/*}"
+      cp "$root/opt/edge-asr/venv/bin/edge-asr" "$root$cmd"
+    fi
+  done < <(sed -n 's|^Exec[A-Za-z]*=[-@:+!]*\(/[^ ]*\).*|\1|p' "$1")
   cp "$1" "$root/etc/systemd/system/edge-asr.service"
   local out
   out=$(systemd-analyze verify --man=no --root="$root" edge-asr.service 2>&1) || { echo "$out"; return 1; }
