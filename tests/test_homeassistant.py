@@ -324,6 +324,7 @@ def test_transcripts_fire_the_event_and_set_the_last_transcript() -> None:
     assert len(publisher.on(KITCHEN.event)) == 2
 
 
+@pytest.mark.timeout(60)
 def test_diagnostics_are_published_when_they_change_not_every_interval() -> None:
     discovery, publisher, daemon = make_discovery(interval=0.05)
     discovery.start()
@@ -561,6 +562,7 @@ def test_ha_remove_says_when_the_broker_is_unreachable(
     assert f"cannot reach the MQTT broker localhost:{unused.port}" in result.stderr
 
 
+@pytest.mark.timeout(60)
 def test_ha_print_shows_every_config_without_a_broker() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "edge_asr", "ha", "--print", "--site-id", "hall"],
