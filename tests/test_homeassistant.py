@@ -563,6 +563,32 @@ def test_ha_remove_says_when_the_broker_is_unreachable(
 
 
 @pytest.mark.timeout(60)
+def test_ha_remove_names_refused_credentials(broker_factory: Callable[[], Broker]) -> None:
+    locked = broker_factory()
+    locked.users = {"ha": "secret"}
+    locked.start()
+    command = [sys.executable, "-m", "edge_asr", "ha", "--remove", "--mqtt-port", str(locked.port)]
+    command += ["--mqtt-host", locked.host, "--set", "mqtt.username=ha"]
+    wrong = subprocess.run(
+        [*command, "--set", "mqtt.password=wrong"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert wrong.returncode == 1
+    assert "refused the connection" in wrong.stderr, wrong.stderr
+    right = subprocess.run(
+        [*command, "--set", "mqtt.password=secret"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert right.returncode == 0, right.stderr
+
+
+@pytest.mark.timeout(60)
 def test_ha_print_shows_every_config_without_a_broker() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "edge_asr", "ha", "--print", "--site-id", "hall"],
