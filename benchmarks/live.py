@@ -54,27 +54,43 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class NotifySocket:
-    """A unix datagram socket standing in for systemd's NOTIFY_SOCKET."""
+    """A unix datagram socket standing in for systemd's NOTIFY_SOCKET.
+
+    Like systemd it reads every message as it comes: a full socket buffer would block the
+    daemon's next notify.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.bind(str(path))
+        self._sock.settimeout(0.2)
+        self._ready_at: float | None = None
+        self._ready = threading.Event()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="notify-socket", daemon=True)
+        self._thread.start()
 
-    def wait_ready(self, timeout: float) -> float | None:
-        """time.monotonic() when READY=1 arrived, or None after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            self._sock.settimeout(left)
+    def _read(self) -> None:
+        while not self._closed.is_set():
             try:
                 data = self._sock.recv(4096).decode(errors="replace")
             except TimeoutError:
-                return None
-            if "READY=1" in data.splitlines():
-                return time.monotonic()
-        return None
+                continue
+            except OSError:
+                return
+            if "READY=1" in data.splitlines() and not self._ready.is_set():
+                self._ready_at = time.monotonic()
+                self._ready.set()
+
+    def wait_ready(self, timeout: float) -> float | None:
+        """time.monotonic() when READY=1 arrived, or None after ``timeout`` seconds."""
+        self._ready.wait(timeout)
+        return self._ready_at
 
     def close(self) -> None:
+        self._closed.set()
+        self._thread.join(2)
         self._sock.close()
         self.path.unlink(missing_ok=True)
 

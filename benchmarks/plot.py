@@ -44,6 +44,8 @@ def plot(data: dict[str, Any], out: Path) -> Path:
 
 
 def _latency(ax: Any, latency: dict[str, Any]) -> None:
+    import matplotlib.ticker
+
     values = [s["latency_ms"] for s in latency["samples"]]
     hangover, goal = latency["hangover_ms"], latency["goal_p95_ms"]
     ax.hist(values, bins=20, color="#4477aa", edgecolor="white")
@@ -57,6 +59,7 @@ def _latency(ax: Any, latency: dict[str, Any]) -> None:
         ax.axvline(x, color=color, linestyle=style, label=label)
     ax.set_xlabel("end of speech → subscriber has the final transcript (ms)")
     ax.set_ylabel("utterances")
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_title(f"Latency through PulseAudio → daemon → mosquitto ({len(values)} utterances)")
     ax.title.set_fontsize(9)
     ax.legend(fontsize=8)

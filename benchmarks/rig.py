@@ -1,5 +1,6 @@
-"""Real parts for end-to-end runs, shared by the tests and ``make bench``: a private PulseAudio
-whose null sink is a virtual microphone, free ports, waiting, and stopping processes.
+"""Real parts for end-to-end runs, shared by the tests and ``make bench``: mosquitto on a free
+port, a private PulseAudio whose null sink is a virtual microphone, waiting, and stopping
+processes.
 
 Nothing here imports edge_asr or pytest; failures raise ``RigError`` with the part's log.
 """
@@ -13,7 +14,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +58,33 @@ class Broker:
     host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
     extra_config: str = ""  # more listeners etc.; per_listener_settings is on
+    persistent: bool = False  # keep sessions and queued messages across restarts
+    users: dict[str, str] = field(default_factory=dict)  # if set, only these may connect
 
     def start(self) -> None:
         conf = self.directory / "mosquitto.conf"
         # As root, mosquitto switches to the 'mosquitto' user, which cannot read our temp files.
         user = "user root\n" if os.geteuid() == 0 else ""
+        persistence = (
+            f"persistence true\npersistence_location {self.directory}/\n"
+            if self.persistent
+            else "persistence false\n"
+        )
+        access = "allow_anonymous true\n"
+        if self.users:
+            passwords = self.directory / "passwords"
+            passwords.write_text("", encoding="utf-8")
+            for name, password in self.users.items():
+                subprocess.run(
+                    ["mosquitto_passwd", "-b", str(passwords), name, password],
+                    check=True,
+                    capture_output=True,
+                    timeout=30,
+                )
+            access = f"allow_anonymous false\npassword_file {passwords}\n"
         conf.write_text(
-            f"{user}per_listener_settings true\npersistence false\nlog_dest stderr\n"
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{self.extra_config}",
+            f"{user}per_listener_settings true\n{persistence}log_dest stderr\n"
+            f"listener {self.port} 127.0.0.1\n{access}{self.extra_config}",
             encoding="utf-8",
         )
         log = open(self.directory / "mosquitto.log", "ab")  # noqa: SIM115 - closed with proc

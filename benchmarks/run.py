@@ -13,6 +13,7 @@ Sections: ``files`` (edge-asr vs sherpa-onnx vs the floor vs pocketsphinx on the
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, help="PNG to draw (default: --out with .png)")
     parser.add_argument("--cache", type=Path, default=HERE / ".cache")
     args = parser.parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # tables appear as sections finish
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = set(sections) - set(SECTIONS)
     if unknown:

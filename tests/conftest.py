@@ -5,12 +5,10 @@ All are stopped after use.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,7 +23,7 @@ import pytest
 import soundfile as sf
 
 # Shared with `make bench`, which runs the daemon on the same virtual microphone.
-from benchmarks.rig import Pulse, free_port, running_pulse, wait_until
+from benchmarks.rig import Broker, Pulse, free_port, running_pulse, wait_until
 from benchmarks.rig import stop_process as _stop_process
 
 REPO = Path(__file__).resolve().parent.parent
@@ -107,64 +105,6 @@ def test_model(tmp_path_factory: pytest.TempPathFactory) -> ModelUnderTest:
 
 
 # --- mosquitto ------------------------------------------------------------------------
-
-
-@dataclass
-class Broker:
-    """A mosquitto on 127.0.0.1:port that can be stopped and started again."""
-
-    port: int
-    directory: Path
-    host: str = "127.0.0.1"
-    proc: subprocess.Popen[bytes] | None = None
-    extra_config: str = ""  # more listeners etc.; per_listener_settings is on
-    persistent: bool = False  # keep sessions and queued messages across restarts
-    users: dict[str, str] = field(default_factory=dict)  # if set, only these may connect
-
-    def start(self) -> None:
-        conf = self.directory / "mosquitto.conf"
-        # As root, mosquitto switches to the 'mosquitto' user, which cannot read our temp files.
-        user = "user root\n" if os.geteuid() == 0 else ""
-        persistence = (
-            f"persistence true\npersistence_location {self.directory}/\n"
-            if self.persistent
-            else "persistence false\n"
-        )
-        access = "allow_anonymous true\n"
-        if self.users:
-            passwords = self.directory / "passwords"
-            passwords.write_text("", encoding="utf-8")
-            for name, password in self.users.items():
-                subprocess.run(
-                    ["mosquitto_passwd", "-b", str(passwords), name, password],
-                    check=True,
-                    capture_output=True,
-                    timeout=30,
-                )
-            access = f"allow_anonymous false\npassword_file {passwords}\n"
-        conf.write_text(
-            f"{user}per_listener_settings true\n{persistence}log_dest stderr\n"
-            f"listener {self.port} 127.0.0.1\n{access}{self.extra_config}",
-            encoding="utf-8",
-        )
-        log = open(self.directory / "mosquitto.log", "ab")  # noqa: SIM115 - closed with proc
-        self.proc = subprocess.Popen(
-            ["mosquitto", "-c", str(conf)], stdout=log, stderr=log, start_new_session=True
-        )
-        log.close()
-        if not wait_until(self._listening, timeout=10):
-            self.stop()
-            raise RuntimeError(f"mosquitto did not start on port {self.port}")
-
-    def _listening(self) -> bool:
-        with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), 0.2):
-            return True
-        return False
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            _stop_process(self.proc)
-            self.proc = None
 
 
 @pytest.fixture
