@@ -724,6 +724,10 @@ def attach_integrations(
         from edge_asr.mqtt.hermes import attach_hermes
 
         attach_hermes(daemon, settings, publisher)
+    if settings.http.enabled or settings.wyoming.enabled:
+        from edge_asr.service.embedded import attach_servers
+
+        attach_servers(daemon, settings, recognizer)
 
 
 def control_commands(daemon: Daemon) -> dict[str, Callable[[dict[str, Any]], Any]]:

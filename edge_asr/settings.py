@@ -265,14 +265,19 @@ class MqttSettings(_Section):
             return self.password.get_secret_value()
         if self.password_file is None:
             return None
-        path = self.password_file
-        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
-        if not path.is_absolute() and credentials:
-            path = Path(credentials) / path
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as err:
-            raise ConfigError(f"mqtt.password_file: cannot read {path}: {err.strerror}") from err
+        return read_secret_file(self.password_file, "mqtt.password_file")
+
+
+def read_secret_file(path: Path, key: str) -> str:
+    """A secret file's text without surrounding whitespace; relative paths are looked up in
+    systemd's $CREDENTIALS_DIRECTORY when set. ConfigError naming ``key`` if unreadable."""
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not path.is_absolute() and credentials:
+        path = Path(credentials) / path
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise ConfigError(f"{key}: cannot read {path}: {err.strerror}") from err
 
 
 class OutputSettings(_Section):
@@ -338,11 +343,27 @@ class HttpSettings(_Section):
         default="127.0.0.1", description="Address to bind; 0.0.0.0 = every interface."
     )
     port: int = Field(default=8080, ge=1, le=65535, description="TCP port.")
+    token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token required on /transcribe and /metrics; prefer token_file so "
+        "it stays out of the environment.",
+    )
     token_file: Path | None = Field(
         default=None,
         description="File holding a bearer token required on /transcribe and /metrics "
         "(relative paths are looked up in $CREDENTIALS_DIRECTORY); empty = no token.",
     )
+
+    def read_token(self) -> str | None:
+        """The token from ``token`` or ``token_file``; None if neither is set."""
+        if self.token is not None:
+            return self.token.get_secret_value().strip() or None
+        if self.token_file is None:
+            return None
+        token = read_secret_file(self.token_file, "http.token_file")
+        if not token:
+            raise ConfigError(f"http.token_file: {self.token_file} is empty")
+        return token
 
 
 class WyomingSettings(_Section):

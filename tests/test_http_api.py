@@ -496,7 +496,7 @@ def test_token_from_the_environment(tmp_path: Path, test_model: ModelUnderTest) 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--token-file", "/nonexistent/token"], "token file /nonexistent/token"),
+        (["--token-file", "/nonexistent/token"], "cannot read /nonexistent/token"),
         (["--model", "/nonexistent/model"], "/nonexistent/model"),
     ],
 )
@@ -538,15 +538,30 @@ def test_daemon_metrics_render_what_the_daemon_sets() -> None:
 
     metrics = Metrics(daemon=True)
     metrics.observe("mic", Transcript("stop the alarm", 0.9, duration_s=2.0, processing_ms=50.0))
-    metrics.audio_overrun(3)
-    metrics.set_spool_depth(7)
-    metrics.set_broker_connected(True)
+    state = {
+        "audio_flowing": True,
+        "audio_overruns": 3,
+        "recognizer_overruns": 1,
+        "spool_pending": 7,
+        "spool_dropped": 0,
+        "broker_connected": True,
+    }
+    metrics.refresh_with(lambda: metrics.set_daemon_state(**state))
     text = metrics.render()[0].decode()
     assert 'edge_asr_utterances_total{source="mic"} 1.0' in text
     assert 'edge_asr_rtf_sum{source="mic"} 0.025' in text
     assert "edge_asr_audio_overruns_total 3.0" in text
+    assert "edge_asr_recognizer_overruns_total 1.0" in text
+    assert "edge_asr_audio_flowing 1.0" in text
     assert "edge_asr_spool_depth 7.0" in text
     assert "edge_asr_broker_connected 1.0" in text
+    # The daemon's running totals advance the counters by the difference, at each scrape.
+    state.update(audio_overruns=5, spool_pending=0, broker_connected=False)
+    text = metrics.render()[0].decode()
+    assert "edge_asr_audio_overruns_total 5.0" in text
+    assert "edge_asr_spool_depth 0.0" in text
+    assert "edge_asr_broker_connected 0.0" in text
+    assert "broker_connected" not in Metrics(daemon=True, mqtt=False).render()[0].decode()
     # Each Metrics has its own registry: a second one starts from zero.
     assert "edge_asr_spool_depth 0.0" in Metrics(daemon=True).render()[0].decode()
 

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 from typing import Any
 
-from edge_asr.cli.serve import add_limit_arguments, load_recognizer, model_defaults_from_settings
-from edge_asr.cli.transcribe import add_model_arguments, positive_int
-
-EXIT_BAD_SETUP = 2
-DEFAULT_URI = "tcp://127.0.0.1:10300"  # this machine only, unless told otherwise
+from edge_asr.cli.services import add_service_arguments, bad_setup, load_recognizer, missing_extra
+from edge_asr.cli.transcribe import positive_int
 
 
 def add_parser(subparsers: Any) -> None:
@@ -24,11 +19,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--uri",
-        default=DEFAULT_URI,
-        help=f"tcp://HOST:PORT or unix://PATH to listen on (default: {DEFAULT_URI}; "
-        "tcp://0.0.0.0:10300 for other machines)",
+        help="tcp://HOST:PORT or unix://PATH to listen on (default: the setting wyoming.uri, "
+        "tcp://127.0.0.1:10300: this machine only; tcp://0.0.0.0:10300 for other machines)",
     )
-    parser.add_argument("--config", type=Path, metavar="YAML", help="settings file (as 'run')")
     parser.add_argument(
         "--no-streaming",
         action="store_true",
@@ -41,9 +34,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="N",
         help="connections at once; more get an error event (default: 8)",
     )
-    add_limit_arguments(parser, max_duration_s=60.0)
-    add_model_arguments(parser)
-    model_defaults_from_settings(parser)
+    add_service_arguments(parser, max_duration_s=60.0)
     parser.set_defaults(func=run)
 
 
@@ -52,21 +43,19 @@ def run(args: argparse.Namespace) -> int:
     import signal
 
     try:
-        from edge_asr.service.wyoming import WyomingLimits, WyomingServer
+        from edge_asr.service.wyoming import WyomingLimits, WyomingServer, listen_socket
     except ImportError as e:
-        print(
-            f"edge-asr: error: 'wyoming' needs the [wyoming] extra ({e.name} is missing): "
-            "pip install 'edge-asr[wyoming]'",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_SETUP
+        return missing_extra("wyoming", "wyoming", e)
     from edge_asr.errors import EdgeAsrError
+    from edge_asr.settings import load_settings
 
     try:
-        recognizer = load_recognizer(args)
+        settings = load_settings(args.config)
+        uri = args.uri or settings.wyoming.uri
+        recognizer = load_recognizer(args, settings)
+        sock = listen_socket(uri)
     except EdgeAsrError as e:
-        print(f"edge-asr: error: {e}", file=sys.stderr)
-        return EXIT_BAD_SETUP
+        return bad_setup(str(e))
     server = WyomingServer(
         recognizer,
         WyomingLimits(
@@ -80,14 +69,7 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
-        await server.serve(args.uri, stopping)
+        await server.serve(uri, stopping, sock)
 
-    try:
-        asyncio.run(serve_until_signal())
-    except EdgeAsrError as e:
-        print(f"edge-asr: error: {e}", file=sys.stderr)
-        return EXIT_BAD_SETUP
-    except OSError as e:
-        print(f"edge-asr: error: cannot listen on {args.uri}: {e.strerror}", file=sys.stderr)
-        return EXIT_BAD_SETUP
+    asyncio.run(serve_until_signal())
     return 0

@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import logging
 import signal
+import socket
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -30,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from edge_asr import __version__
 from edge_asr.asr.recognizer import Recognizer, Transcript
 from edge_asr.audio.files import read_audio_bytes
-from edge_asr.errors import AudioError, AudioFormatError, AudioTooLongError
+from edge_asr.errors import AudioError, AudioFormatError, AudioTooLongError, ConfigError
 from edge_asr.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def create_app(
     """The API around ``recognizer``.
 
     ``readiness()`` says whether the process can do its job and why not (``GET /ready``); it
-    runs on the event loop, so it must answer at once (read state, do not wait for it);
+    and ``metrics.render()`` run in a thread, off the event loop, and should answer at once;
     ``token``, when set, must come as ``Authorization: Bearer <token>`` on ``/transcribe``
     and ``/metrics`` (``/health`` and ``/ready`` stay open for probes).
     """
@@ -132,7 +133,7 @@ def create_app(
     async def ready() -> JSONResponse:
         """Readiness: 200 when the service can transcribe now, else 503 with the reason."""
         try:
-            ok, status = readiness()
+            ok, status = await asyncio.to_thread(readiness)
         except Exception as e:  # a broken check must not take the endpoint down
             log.exception("readiness check failed")
             ok, status = False, f"readiness check failed: {e}"
@@ -140,7 +141,7 @@ def create_app(
 
     @app.get("/metrics", dependencies=[Depends(authorized)])
     async def prometheus_metrics() -> Response:
-        body, content_type = metrics.render()
+        body, content_type = await asyncio.to_thread(metrics.render)
         return Response(body, media_type=content_type)
 
     @app.post(
@@ -291,11 +292,35 @@ def _too_large(limit: int) -> str:
     return f"upload larger than the {limit / 1e6:g} MB limit"
 
 
-def build_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``; ConfigError naming them if that fails
+    (port in use, address not on this machine)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    return sock
+
+
+def build_server(
+    app: FastAPI, host: str, port: int, graceful_shutdown_s: int = 10
+) -> uvicorn.Server:
     """A uvicorn server for ``app`` that logs through the stdlib root logger.
 
     ``server.run()`` blocks and stops on SIGTERM/SIGINT; from another thread set
-    ``server.should_exit = True``.
+    ``server.should_exit = True``. Give ``run(sockets=[bind_socket(host, port)])`` to find
+    out at once whether the address can be used. Requests still running at a stop get
+    ``graceful_shutdown_s`` seconds.
     """
     config = uvicorn.Config(
         _AnswerLostIsNotAnError(app),
@@ -307,7 +332,7 @@ def build_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
         timeout_keep_alive=5,
         # Slow or stuck clients cannot pile up without bound.
         limit_concurrency=64,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=graceful_shutdown_s,
     )
     return _Server(config)
 

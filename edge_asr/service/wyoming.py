@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -294,6 +295,39 @@ class TranscriptionSession:
         self._started = False
 
 
+def listen_socket(uri: str) -> socket.socket:
+    """A listening socket for ``tcp://HOST:PORT`` or ``unix://PATH``; ConfigError for
+    another URI or one that cannot be listened on (port in use, no such folder)."""
+    parsed = urlparse(uri)
+    address: Any
+    try:
+        if parsed.scheme == "tcp":
+            if not parsed.hostname or parsed.port is None:
+                raise ConfigError(f"{uri}: give a host and port, e.g. tcp://0.0.0.0:10300")
+            family, kind, proto, _, address = socket.getaddrinfo(
+                parsed.hostname, parsed.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )[0]
+            sock = socket.socket(family, kind, proto)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        elif parsed.scheme == "unix":
+            if not parsed.path:
+                raise ConfigError(f"{uri}: give a socket path, e.g. unix:///run/asr.sock")
+            Path(parsed.path).unlink(missing_ok=True)
+            sock, address = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), parsed.path
+        else:
+            raise ConfigError(f"{uri}: only tcp://HOST:PORT and unix://PATH are supported")
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {uri}: {e.strerror or e}") from None
+    try:
+        sock.bind(address)
+        sock.listen(100)
+    except OSError as e:
+        sock.close()
+        raise ConfigError(f"cannot listen on {uri}: {e.strerror or e}") from None
+    sock.setblocking(False)
+    return sock
+
+
 class WyomingServer:
     """Serves one recognizer to any number of Wyoming clients."""
 
@@ -315,25 +349,15 @@ class WyomingServer:
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
-    async def start(self, uri: str) -> None:
-        """Listen on ``tcp://HOST:PORT`` or ``unix://PATH``; ConfigError for another URI."""
-        parsed = urlparse(uri)
+    async def start(self, uri: str, sock: socket.socket | None = None) -> None:
+        """Listen on ``sock``, else on ``uri`` (see ``listen_socket``)."""
+        if sock is None:
+            sock = listen_socket(uri)
         limit = self.limits.max_header_bytes
-        if parsed.scheme == "tcp":
-            if not parsed.hostname or parsed.port is None:
-                raise ConfigError(f"--uri {uri}: give a host and port, e.g. tcp://0.0.0.0:10300")
-            self._server = await asyncio.start_server(
-                self._connection, parsed.hostname, parsed.port, limit=limit
-            )
-        elif parsed.scheme == "unix":
-            if not parsed.path:
-                raise ConfigError(f"--uri {uri}: give a socket path, e.g. unix:///run/asr.sock")
-            Path(parsed.path).unlink(missing_ok=True)
-            self._server = await asyncio.start_unix_server(
-                self._connection, parsed.path, limit=limit
-            )
+        if sock.family == socket.AF_UNIX:
+            self._server = await asyncio.start_unix_server(self._connection, sock=sock, limit=limit)
         else:
-            raise ConfigError(f"--uri {uri}: only tcp://HOST:PORT and unix://PATH are supported")
+            self._server = await asyncio.start_server(self._connection, sock=sock, limit=limit)
 
     async def stop(self) -> None:
         """Stop listening and close every connection."""
@@ -347,13 +371,16 @@ class WyomingServer:
             await self._server.wait_closed()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def serve(self, uri: str, stopping: asyncio.Event) -> None:
-        """Listen on ``uri`` until ``stopping`` is set, then close every connection.
+    async def serve(
+        self, uri: str, stopping: asyncio.Event, sock: socket.socket | None = None
+    ) -> None:
+        """Listen on ``uri`` (or on ``sock``, bound to it beforehand) until ``stopping`` is
+        set, then close every connection.
 
-        The command line sets ``stopping`` on SIGTERM; the daemon can run this in a thread of
-        its own (``asyncio.run``) and set it with ``loop.call_soon_threadsafe(stopping.set)``.
+        The command line sets ``stopping`` on SIGTERM; the daemon runs this in a thread of
+        its own and sets it with ``loop.call_soon_threadsafe(stopping.set)``.
         """
-        await self.start(uri)
+        await self.start(uri, sock)
         log.info(
             "serving %s %s over Wyoming on %s",
             self.recognizer.model_name,

@@ -1,0 +1,76 @@
+"""What the standalone network services (``serve``, ``wyoming``) share: their options, the
+model they load, and how they report a bad setup."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edge_asr.cli.transcribe import add_model_arguments, positive_int
+
+if TYPE_CHECKING:
+    from edge_asr.asr.recognizer import Recognizer
+    from edge_asr.settings import Settings
+
+EXIT_BAD_SETUP = 2
+
+
+def add_service_arguments(parser: argparse.ArgumentParser, max_duration_s: float) -> None:
+    """--config, the limits and the model options; model flags override the settings."""
+    parser.add_argument("--config", type=Path, metavar="YAML", help="settings file (as 'run')")
+    parser.add_argument(
+        "--max-duration",
+        type=float,
+        default=max_duration_s,
+        metavar="SECONDS",
+        help=f"refuse longer audio (default: {max_duration_s:g})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="transcriptions at once; more requests wait (default: 1)",
+    )
+    add_model_arguments(parser)
+    # Model flags default to None, so that only flags given override the settings.
+    parser.set_defaults(decoding=None, threads=None, provider=None)
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 1..65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not in 1..65535")
+    return value
+
+
+def load_recognizer(args: argparse.Namespace, settings: Settings) -> Recognizer:
+    """The recognizer the flags and settings ask for; EdgeAsrError if it cannot be loaded."""
+    from edge_asr.asr.recognizer import Recognizer
+
+    rec = settings.recognizer
+    return Recognizer.load(
+        args.model if args.model is not None else rec.model_dir,
+        args.threads if args.threads is not None else rec.num_threads,
+        args.provider or "CPUExecutionProvider",
+        args.decoding or rec.decoding,
+        args.sentences if args.sentences is not None else rec.sentences,
+    )
+
+
+def bad_setup(message: str) -> int:
+    """Say what is wrong in one line; the exit code of a bad setup."""
+    print(f"edge-asr: error: {message}", file=sys.stderr)
+    return EXIT_BAD_SETUP
+
+
+def missing_extra(command: str, extra: str, error: ImportError) -> int:
+    return bad_setup(
+        f"'{command}' needs the [{extra}] extra ({error.name} is missing): "
+        f"pip install 'edge-asr[{extra}]'"
+    )
