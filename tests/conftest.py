@@ -104,6 +104,31 @@ def test_model(tmp_path_factory: pytest.TempPathFactory) -> ModelUnderTest:
     return ModelUnderTest(_write_blank_bundle(tmp_path_factory.mktemp("blank-model")), real=False)
 
 
+@pytest.fixture(scope="session")
+def recognizer(test_model: ModelUnderTest) -> Any:
+    """The test model, loaded in the test process (to compare a service's answers with)."""
+    from edge_asr.asr.recognizer import Recognizer
+
+    return Recognizer.load(test_model.path)
+
+
+def expected_text(recognizer: Any, path: Path) -> str:
+    """What ``recognizer`` itself makes of an audio file."""
+    from edge_asr.audio.files import read_audio
+
+    audio = read_audio(path)
+    return str(recognizer.transcribe(audio.samples, audio.sample_rate).text)
+
+
+@pytest.fixture(scope="session")
+def kitchen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A WAV of the command 'turn on the kitchen light' in a voice the built-in model never
+    heard (needs espeak-ng and sox)."""
+    from speech import speak
+
+    return speak("turn on the kitchen light", tmp_path_factory.mktemp("kitchen") / "kitchen.wav")
+
+
 # --- mosquitto ------------------------------------------------------------------------
 
 

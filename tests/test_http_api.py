@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import REPO, ModelUnderTest, free_port, wait_until
+from conftest import REPO, ModelUnderTest, expected_text, free_port, wait_until
 from speech import HELDOUT_ESPEAK_VOICES, have, speak
 
 httpx = pytest.importorskip("httpx")
@@ -127,25 +127,6 @@ def client(service: Service) -> Iterator[httpx.Client]:
         base_url=service.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
     ) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def kitchen(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return speak("turn on the kitchen light", tmp_path_factory.mktemp("speech") / "kitchen.wav")
-
-
-@pytest.fixture(scope="module")
-def recognizer(test_model: ModelUnderTest) -> object:
-    from edge_asr.asr.recognizer import Recognizer
-
-    return Recognizer.load(test_model.path)
-
-
-def expected_text(recognizer: object, path: Path) -> str:
-    from edge_asr.audio.files import read_audio
-
-    audio = read_audio(path)
-    return str(recognizer.transcribe(audio.samples, audio.sample_rate).text)  # type: ignore[attr-defined]
 
 
 def raw_request(port: int, request: bytes, timeout: float = 5.0) -> bytes:

@@ -10,23 +10,30 @@ import signal
 import socket
 import subprocess
 import sys
-import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, ModelUnderTest, free_port, wait_until
+from conftest import REPO, ModelUnderTest, expected_text, free_port, wait_until
 from speech import HELDOUT_ESPEAK_VOICES, have, speak
 
 pytest.importorskip("wyoming", reason="the [wyoming] extra is not installed")
 from wyoming.asr import Transcribe  # noqa: E402
-from wyoming.audio import AudioChunk, AudioStart, AudioStop  # noqa: E402
+from wyoming.audio import AudioStart, AudioStop  # noqa: E402
 from wyoming.client import AsyncClient  # noqa: E402
 from wyoming.event import Event, async_read_event  # noqa: E402
 from wyoming.info import Describe, Info  # noqa: E402
 from wyoming.ping import Ping  # noqa: E402
+from wyoming_client import (  # noqa: E402
+    READ_TIMEOUT,
+    connect,
+    final_text,
+    read_until_transcript,
+    send_audio,
+    transcribe,
+)
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -34,7 +41,6 @@ pytestmark = [
 ]
 
 MAX_DURATION = 5.0
-READ_TIMEOUT = 30.0
 
 
 @dataclass
@@ -51,7 +57,7 @@ class Server:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def client(self) -> AsyncClient:
-        return AsyncClient.from_uri(self.uri, connect_timeout=5, read_timeout=READ_TIMEOUT)
+        return connect(self.uri)
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -110,65 +116,6 @@ def server(
     assert "Traceback" not in srv.log, srv.log
 
 
-@pytest.fixture(scope="module")
-def kitchen(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return speak("turn on the kitchen light", tmp_path_factory.mktemp("speech") / "kitchen.wav")
-
-
-@pytest.fixture(scope="module")
-def recognizer(test_model: ModelUnderTest) -> Any:
-    from edge_asr.asr.recognizer import Recognizer
-
-    return Recognizer.load(test_model.path)
-
-
-def expected_text(recognizer: Any, path: Path) -> str:
-    from edge_asr.audio.files import read_audio
-
-    audio = read_audio(path)
-    return str(recognizer.transcribe(audio.samples, audio.sample_rate).text)
-
-
-def pcm_of(path: Path) -> tuple[int, int, int, bytes]:
-    with wave.open(str(path), "rb") as w:
-        return w.getframerate(), w.getsampwidth(), w.getnchannels(), w.readframes(w.getnframes())
-
-
-async def send_audio(client: AsyncClient, path: Path, start: bool = True) -> None:
-    rate, width, channels, pcm = pcm_of(path)
-    if start:
-        await client.write_event(AudioStart(rate, width, channels).event())
-    step = 2048 * width * channels
-    for i in range(0, len(pcm), step):
-        await client.write_event(AudioChunk(rate, width, channels, pcm[i : i + step]).event())
-    await client.write_event(AudioStop().event())
-
-
-async def read_until_transcript(client: AsyncClient, streaming: bool = True) -> list[Event]:
-    """Events up to and including the last one of a transcription."""
-    last = "transcript-stop" if streaming else "transcript"
-    events = []
-    while True:
-        event = await client.read_event()
-        assert event is not None, f"server closed the connection after {events}"
-        events.append(event)
-        if event.type == last:
-            return events
-
-
-async def transcribe(server: Server, path: Path, streaming: bool = True) -> list[Event]:
-    async with server.client() as client:
-        await client.write_event(Transcribe(language="en").event())
-        await send_audio(client, path)
-        return await read_until_transcript(client, streaming)
-
-
-def final_text(events: list[Event]) -> str:
-    texts = [e.data["text"] for e in events if e.type == "transcript"]
-    assert len(texts) == 1, events
-    return str(texts[0])
-
-
 # --- the protocol, as Home Assistant speaks it -------------------------------------------
 
 
@@ -194,7 +141,7 @@ def test_describe_answers_info_with_the_loaded_model(server: Server, recognizer:
 def test_transcript_streams_and_equals_the_recognizers(
     server: Server, kitchen: Path, recognizer: Any
 ) -> None:
-    events = asyncio.run(transcribe(server, kitchen))
+    events = asyncio.run(transcribe(server.uri, kitchen))
     types = [e.type for e in events]
     assert types[0] == "transcript-start"
     assert types[-2:] == ["transcript", "transcript-stop"]
@@ -216,7 +163,7 @@ def test_kitchen_light_command_is_recognized_in_sentences_mode(
     )
     srv = start_server(tmp_path, test_model.path, "--sentences", str(sentences))
     try:
-        assert final_text(asyncio.run(transcribe(srv, kitchen))) == "turn on the kitchen light"
+        assert final_text(asyncio.run(transcribe(srv.uri, kitchen))) == "turn on the kitchen light"
     finally:
         assert srv.stop() == 0, srv.log
 
@@ -231,7 +178,7 @@ def test_stereo_44k_audio_gives_the_recognizers_transcript(
         rate=44100,
         channels=2,
     )
-    assert final_text(asyncio.run(transcribe(server, path))) == expected_text(recognizer, path)
+    assert final_text(asyncio.run(transcribe(server.uri, path))) == expected_text(recognizer, path)
 
 
 def test_several_clients_at_once_each_get_their_own_transcript(
@@ -241,7 +188,7 @@ def test_several_clients_at_once_each_get_their_own_transcript(
     paths = [speak(p, tmp_path / f"{i}.wav") for i, p in enumerate(phrases)]
 
     async def all_at_once() -> list[list[Event]]:
-        return list(await asyncio.gather(*(transcribe(server, p) for p in paths)))
+        return list(await asyncio.gather(*(transcribe(server.uri, p) for p in paths)))
 
     results = asyncio.run(all_at_once())
     assert [final_text(r) for r in results] == [expected_text(recognizer, p) for p in paths]
@@ -402,7 +349,7 @@ def test_clients_vanishing_mid_event_or_mid_stream_leave_the_server_working(
         await vanish(start_event() + chunk_event(SECOND) + header("audio-stop"))
 
     asyncio.run(run())
-    assert final_text(asyncio.run(transcribe(server, kitchen))) == expected_text(
+    assert final_text(asyncio.run(transcribe(server.uri, kitchen))) == expected_text(
         recognizer, kitchen
     )
     assert server.proc.poll() is None
@@ -447,7 +394,7 @@ def test_no_streaming_sends_only_the_transcript(
 ) -> None:
     srv = start_server(tmp_path, test_model.path, "--no-streaming")
     try:
-        events = asyncio.run(transcribe(srv, kitchen, streaming=False))
+        events = asyncio.run(transcribe(srv.uri, kitchen, streaming=False))
         assert [e.type for e in events] == ["transcript"]
     finally:
         assert srv.stop() == 0, srv.log
@@ -459,7 +406,7 @@ def test_unix_socket_and_sigterm_with_a_client_connected(
     socket_path = tmp_path / "asr.sock"
     srv = start_server(tmp_path, test_model.path, uri=f"unix://{socket_path}")
     try:
-        assert final_text(asyncio.run(transcribe(srv, kitchen))) == expected_text(
+        assert final_text(asyncio.run(transcribe(srv.uri, kitchen))) == expected_text(
             recognizer, kitchen
         )
         idle = socket.socket(socket.AF_UNIX)
@@ -529,7 +476,7 @@ def test_embedded_in_a_thread_with_metrics_as_the_daemon_would(
 
         def answers() -> bool:
             try:
-                return final_text(asyncio.run(transcribe(srv, kitchen))) is not None
+                return final_text(asyncio.run(transcribe(srv.uri, kitchen))) is not None
             except OSError:
                 return False
 

@@ -130,7 +130,10 @@ class HttpService:
             raise _missing_extra("http", "http", e) from None
         token = settings.read_token()
         app = create_app(recognizer, lambda: readiness(daemon), metrics, token, limits)
-        sock = bind_socket(settings.host, settings.port)
+        try:
+            sock = bind_socket(settings.host, settings.port)
+        except ConfigError as e:
+            raise ConfigError(f"http: {e} (see http.host and http.port)") from None
         server = build_server(
             app, settings.host, settings.port, graceful_shutdown_s=HTTP_GRACEFUL_STOP_S
         )
