@@ -496,6 +496,22 @@ def test_bad_setup_exits_2_with_one_line(
     assert "Traceback" not in result.stderr
 
 
+def test_port_in_use_exits_2_naming_the_address(
+    service: Service, test_model: ModelUnderTest
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_asr", "serve", "--model", str(test_model.path)]
+        + ["--port", str(service.port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot listen on 127.0.0.1:{service.port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def _non_loopback_address() -> str | None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
