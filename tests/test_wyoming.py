@@ -460,23 +460,22 @@ def test_embedded_in_a_thread_with_metrics_as_the_daemon_would(
 
     metrics = Metrics(daemon=True)
     server = WyomingServer(recognizer, metrics=metrics)
-    port = free_port()
+    uri = f"tcp://127.0.0.1:{free_port()}"
     loop_box: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
 
     async def main() -> None:
         stopping = asyncio.Event()
         loop_box.append((asyncio.get_running_loop(), stopping))
-        await server.serve(f"tcp://127.0.0.1:{port}", stopping)
+        await server.serve(uri, stopping)
 
     thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
     thread.start()
-    srv = Server(proc=None, uri=f"tcp://127.0.0.1:{port}", log_path=Path("/dev/null"), port=port)  # type: ignore[arg-type]
     try:
         assert wait_until(lambda: bool(loop_box), 10)
 
         def answers() -> bool:
             try:
-                return final_text(asyncio.run(transcribe(srv.uri, kitchen))) is not None
+                return final_text(asyncio.run(transcribe(uri, kitchen))) is not None
             except OSError:
                 return False
 
