@@ -55,10 +55,12 @@ def run_precision(clips: list[Clip], rounds: int, fp32_dir: Path = FP32_DIR) -> 
         "int8 (shipped)": BUILTIN_MODEL_DIR / "model.int8.onnx",
         "fp32": fp32_dir / "model.onnx",
     }
-    engines: dict[str, Transcriber] = {}
-    for name, directory in (("int8 (shipped)", None), ("fp32", fp32_dir)):
+
+    def greedy(directory: Path | None) -> Transcriber:
         recognizer = Recognizer.load(directory, decoding="greedy")
-        engines[name] = lambda s, r=recognizer: r.transcribe(s, 16000).text
+        return lambda samples: recognizer.transcribe(samples, 16000).text
+
+    engines = {"int8 (shipped)": greedy(None), "fp32": greedy(fp32_dir)}
     results = run_files(clips, engines, rounds)
     return [
         PrecisionRow(r.name, files[r.name], files[r.name].stat().st_size / 1e6, r) for r in results

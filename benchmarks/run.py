@@ -184,7 +184,7 @@ def print_latency(latency: Latency) -> dict[str, object]:
     if not latency.samples:
         print("no final transcript arrived")
         return data
-    rows = [
+    rows: list[tuple[str, ...]] = [
         ("p50", f"{data['p50_ms']:.0f} ms"),
         ("p95", f"{data['p95_ms']:.0f} ms", f"goal ≤ hangover + 100 = {data['goal_p95_ms']} ms"),
         ("max", f"{data['max_ms']:.0f} ms"),
@@ -218,7 +218,7 @@ def print_latency(latency: Latency) -> dict[str, object]:
 def print_footprint(footprint: Footprint) -> dict[str, object]:
     data = footprint_json(footprint)
     print(f"\nFootprint of edge-asr run (x{len(footprint.ready_s)} start(s))")
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (
             "start → READY=1 (median)",
             f"{data['ready_median_s']:.2f} s",
