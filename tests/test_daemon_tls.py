@@ -107,7 +107,8 @@ def test_wrong_password_is_reported_and_nothing_is_published(
             "EDGE_ASR_MQTT__PASSWORD": "wrong",
         },
     ).start(stdin=subprocess.PIPE)  # fmt: skip
-    daemon.wait_for_log("broker refused the connection", timeout=30)
+    daemon.wait_for_log(f"broker 127.0.0.1:{tls_port} refused the connection", timeout=30)
+    assert "Not authorized (check mqtt.username and mqtt.password" in daemon.log
     assert daemon.stop() == 0
     assert sub.on("status") == []
 

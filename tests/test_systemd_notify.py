@@ -73,6 +73,28 @@ def test_without_notify_socket_nothing_happens(monkeypatch: pytest.MonkeyPatch) 
     SystemdNotifier().ready("x")  # no error, no effect
 
 
+def test_a_receiver_that_stops_reading_never_blocks_the_daemon(
+    notify_socket: socket.socket,
+) -> None:
+    import threading
+    import time
+
+    notifier = SystemdNotifier()
+    done = threading.Event()
+
+    def flood() -> None:
+        for i in range(5000):  # far more than a unix datagram queue holds
+            notifier.status(f"{i} transcripts since start " + "x" * 200)
+        done.set()
+
+    threading.Thread(target=flood, daemon=True).start()
+    started = time.monotonic()
+    while not done.is_set() and time.monotonic() - started < 10:
+        time.sleep(0.01)  # other threads (capture) must keep running meanwhile
+    assert done.is_set(), "notify blocked on a full socket"
+    assert time.monotonic() - started < 5
+
+
 def test_transcript_log_records_carry_utterance_id_and_seq_for_the_journal(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -1,8 +1,8 @@
 """systemd integration: the notify protocol (READY, STATUS, WATCHDOG, STOPPING) and the journal.
 
-Uses systemd-python where it is installed and falls back to a few lines of our own that speak
-the same datagram protocol, so containers and non-systemd hosts need nothing extra. Without
-``NOTIFY_SOCKET`` every call is a no-op.
+The notify protocol is a few lines of our own that never block (see ``_send``); the journal
+handler comes from systemd-python where it is installed. Without ``NOTIFY_SOCKET`` every
+notify call is a no-op, so containers and non-systemd hosts need nothing extra.
 """
 
 from __future__ import annotations
@@ -17,24 +17,24 @@ log = logging.getLogger(__name__)
 
 
 def _send(message: str) -> bool:
-    """Send one notify datagram; True if a socket was there to take it."""
+    """Send one notify datagram without ever waiting; True if the socket took it.
+
+    Our own few lines rather than systemd-python's ``daemon.notify``: that one blocks while
+    holding the GIL when the receiver's queue is full, which would freeze every thread of the
+    daemon (capture included). A message that does not fit now is dropped; the next
+    heartbeat sends a fresh one.
+    """
     address = os.environ.get("NOTIFY_SOCKET")
     if not address:
         return False
-    try:
-        from systemd import daemon
-
-        return bool(daemon.notify(message))
-    except ImportError:
-        pass
     if address.startswith("@"):  # abstract namespace
         address = "\0" + address[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
             sock.connect(address)
-            sock.sendall(message.encode())
+            sock.send(message.encode(), socket.MSG_DONTWAIT)
         return True
-    except OSError as e:
+    except OSError as e:  # BlockingIOError included: the receiver is not reading
         log.debug("sd_notify %r failed: %s", message, e)
         return False
 
