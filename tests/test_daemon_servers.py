@@ -184,6 +184,41 @@ def test_transcribe_works_while_the_mic_path_runs_and_metrics_count_both(
     assert wait_until(lambda: sample(servers.metrics(), "edge_asr_broker_connected") == 0.0, 30)
 
 
+@pytest.mark.timeout(240)
+def test_a_hundred_corrupt_uploads_get_clear_errors_and_nothing_the_mic_hears_is_lost(
+    start_servers: Callable[..., Servers], broker: Broker, kitchen_samples: np.ndarray
+) -> None:
+    from corrupt_audio import corrupt_corpus
+
+    from edge_asr.mqtt.payloads import TranscriptMessage
+
+    corpus = corrupt_corpus()
+    assert len(corpus) >= 100
+    servers = start_servers(broker=broker)
+    servers.daemon.wait_listening()
+    servers.feeder.say(kitchen_samples)  # spoken while the bad uploads arrive
+    statuses: dict[int, int] = {}
+    with httpx.Client(base_url=servers.url, headers=AUTH, timeout=60) as client:
+        for item in corpus:
+            r = client.post("/transcribe", content=item.data, headers={"X-Filename": item.name})
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            assert r.status_code in (200, 413, 415, 422), (item.name, r.status_code, r.text)
+            if r.status_code != 200:
+                detail = r.json()["detail"]
+                assert isinstance(detail, str) and detail and "\n" not in detail, (
+                    item.name,
+                    r.text,
+                )
+        assert client.get("/ready").status_code == 200
+    assert statuses.get(200, 0) < len(corpus) / 3, statuses  # most are refused
+    servers.feeder.wait_said()
+    servers.feeder.say(kitchen_samples)
+    assert wait_until(lambda: len(servers.daemon.stdout.splitlines()) == 2, 60), servers.daemon.log
+    finals = [TranscriptMessage.model_validate_json(x) for x in servers.daemon.stdout.splitlines()]
+    assert [f.seq for f in finals] == [1, 2]
+    assert "Traceback" not in servers.daemon.log
+
+
 def test_wyoming_answers_from_the_daemon_and_both_servers_stop_with_it(
     start_servers: Callable[..., Servers], kitchen: Path, recognizer: Any
 ) -> None:
