@@ -102,8 +102,8 @@ class SqliteSpool:
             self._count -= deleted.rowcount
 
     def __len__(self) -> int:
-        with self._changed:
-            return self._count
+        # No lock: a put may be waiting for its fsync, and health and status must not wait.
+        return self._count
 
     @property
     def persistent(self) -> bool:
