@@ -287,12 +287,16 @@ class MicSource:
 
     def _read(self, stream: Any) -> Generator[AudioBlock, None, None]:
         resample = _Resampler(self._rate)
-        last_block = time.monotonic()
+        last_block = last_poll = time.monotonic()
         allowed = _FIRST_BLOCK_S
         while not self._stopped.is_set():
             try:
                 data, captured = self._queue.get(timeout=_GET_TIMEOUT_S)
             except queue.Empty:
+                now = time.monotonic()
+                if now - last_poll > _STALL_S:  # we were suspended (SIGSTOP, load), not the device
+                    last_block = now
+                last_poll = now
                 if self._lost.is_set() or not stream.active:
                     return
                 if time.monotonic() - last_block > allowed:

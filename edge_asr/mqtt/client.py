@@ -269,10 +269,12 @@ class MqttPublisher:
             return
         self._refused = None
         log.info("MQTT: connected to %s:%d", self._settings.host, self._settings.port)
+        client.publish(self._topics.status, _status("online"), qos=QOS_STATUS, retain=True)
+        # Set before subscribing: a subscribe() racing with this either finds its handler
+        # in the loop below or sees the connection and subscribes itself.
+        self._connected.set()
         for topic_filter in list(self._handlers):
             client.subscribe(topic_filter, qos=1)
-        client.publish(self._topics.status, _status("online"), qos=QOS_STATUS, retain=True)
-        self._connected.set()
         for callback in list(self._on_connect_callbacks):
             try:
                 callback()
