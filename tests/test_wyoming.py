@@ -163,7 +163,10 @@ def test_kitchen_light_command_is_recognized_in_sentences_mode(
     )
     srv = start_server(tmp_path, test_model.path, "--sentences", str(sentences))
     try:
-        assert final_text(asyncio.run(transcribe(srv.uri, kitchen))) == "turn on the kitchen light"
+        assert final_text(asyncio.run(transcribe(srv.uri, kitchen))) in (
+            "turn on the kitchen light",
+            "turn on kitchen light",  # [the] is optional in the grammar
+        )
     finally:
         assert srv.stop() == 0, srv.log
 
