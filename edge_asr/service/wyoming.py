@@ -44,6 +44,7 @@ SOURCE = "wyoming"
 PROJECT_URL = "https://github.com/edge-asr/edge-asr"
 SAMPLE_WIDTHS = (1, 2, 4)  # bytes: unsigned 8-bit, signed 16-bit, signed 32-bit PCM
 MAX_CHANNELS = 8
+LINGER_S = 2.0  # after an error: how long unread input is drained so the error event arrives
 RATE_RANGE = (1000, 96_000)  # with max_duration_s and max_clients, bounds the audio held
 
 
@@ -295,6 +296,22 @@ class TranscriptionSession:
         self._started = False
 
 
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Half-close after an error event and drain what the client still sends, for a while.
+
+    Closing a socket with unread input makes TCP send a reset, and a reset makes the client's
+    kernel drop the error event it has not read yet: the client would see "connection reset"
+    instead of the reason."""
+    if writer.can_write_eof():
+        writer.write_eof()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LINGER_S
+    with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
+        while (left := deadline - loop.time()) > 0:
+            if not await asyncio.wait_for(reader.read(1 << 16), left):
+                return  # the client closed its side too
+
+
 def listen_socket(uri: str) -> socket.socket:
     """A listening socket for ``tcp://HOST:PORT`` or ``unix://PATH``; ConfigError for
     another URI or one that cannot be listened on (port in use, no such folder)."""
@@ -441,6 +458,7 @@ class WyomingServer:
                 self.metrics.reject(SOURCE, e.code)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await write(Error(text=str(e), code=e.code).event())
+                await _linger(reader, writer)
         except asyncio.IncompleteReadError:
             log.info("client %s went away in the middle of an event", peer)
         except ConnectionError as e:
