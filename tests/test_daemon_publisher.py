@@ -11,9 +11,10 @@ from datetime import datetime, timezone
 
 import pytest
 from conftest import Broker, Daemon, Subscriber, wait_until
+from messages import transcript
 
 from edge_asr.mqtt.client import MemorySpool, MqttPublisher
-from edge_asr.mqtt.payloads import ModelInfo, PartialMessage, TranscriptMessage
+from edge_asr.mqtt.payloads import PartialMessage, TranscriptMessage
 from edge_asr.mqtt.topics import Topics
 from edge_asr.settings import MqttSettings
 
@@ -23,19 +24,7 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
 
 
 def final(seq: int, text: str = "hello") -> TranscriptMessage:
-    return TranscriptMessage(
-        text=text,
-        confidence=0.9,
-        utterance_id=f"u{seq}",
-        seq=seq,
-        site_id="test",
-        started_at=NOW,
-        ended_at=NOW,
-        duration_s=1.0,
-        processing_ms=5.0,
-        model=ModelInfo(name="m", version="1"),
-        lang="en",
-    )
+    return transcript(text, seq, started_at=NOW, site_id="test")
 
 
 @pytest.fixture
@@ -58,7 +47,7 @@ def publisher_factory() -> Iterator[Callable[..., MqttPublisher]]:
 def test_message_json_uses_iso_utc_with_z() -> None:
     raw = final(1).model_dump(mode="json")
     assert raw["started_at"] == "2026-01-02T03:04:05.678Z"
-    assert raw["model"] == {"name": "m", "version": "1"}
+    assert raw["model"] == {"name": "home-en", "version": "1"}
 
 
 def test_finals_arrive_in_order_with_qos_1_and_partials_with_qos_0(

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import messages
 import numpy as np
 import pytest
 import soundfile as sf
@@ -30,7 +31,7 @@ from edge_asr.mqtt.hermes import (
     HermesAsr,
     text_captured,
 )
-from edge_asr.mqtt.payloads import ModelInfo, TranscriptMessage
+from edge_asr.mqtt.payloads import TranscriptMessage
 
 RHASSPY_HERMES = "rhasspy-hermes==0.6.2"
 CHECK_SCRIPT = Path(__file__).with_name("rhasspy_hermes_check.py")
@@ -108,18 +109,8 @@ def transcript(
 ) -> TranscriptMessage:
     """A final transcript of an utterance that started ``started_s_ago`` seconds ago."""
     started = datetime.now(timezone.utc) - timedelta(seconds=started_s_ago)
-    return TranscriptMessage(
-        text=text,
-        confidence=0.8,
-        utterance_id=f"u{seq}",
-        seq=seq,
-        site_id="kitchen",
-        started_at=started,
-        ended_at=started + timedelta(seconds=duration_s),
-        duration_s=duration_s,
-        processing_ms=42.0,
-        model=ModelInfo(name="home-en", version="1"),
-        lang="en",
+    return messages.transcript(
+        text, seq, started_at=started, duration_s=duration_s, confidence=0.8, processing_ms=42.0
     )
 
 

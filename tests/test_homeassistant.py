@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import REPO, Broker, Daemon, Subscriber, wait_until
+from messages import transcript
 
 from edge_asr.app import DaemonState
 from edge_asr.mqtt.discovery import (
@@ -28,7 +28,6 @@ from edge_asr.mqtt.discovery import (
     discovery_configs,
     event_payload,
 )
-from edge_asr.mqtt.payloads import ModelInfo, TranscriptMessage
 from edge_asr.mqtt.topics import Topics
 
 # What HA's MQTT docs (home-assistant.io/integrations/<platform>.mqtt) list per platform.
@@ -149,23 +148,6 @@ def render(template: str, payload: dict[str, Any]) -> str:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     return ImmutableSandboxedEnvironment().from_string(template).render(value_json=payload)
-
-
-def transcript(text: str, seq: int = 1) -> TranscriptMessage:
-    now = datetime.now(timezone.utc)
-    return TranscriptMessage(
-        text=text,
-        confidence=0.9,
-        utterance_id=f"u{seq}",
-        seq=seq,
-        site_id="kitchen",
-        started_at=now,
-        ended_at=now,
-        duration_s=1.5,
-        processing_ms=12.0,
-        model=ModelInfo(name="home-en", version="1"),
-        lang="en",
-    )
 
 
 KITCHEN = HaTopics(Topics("edge-asr", "kitchen"), "homeassistant")
