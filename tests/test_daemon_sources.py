@@ -139,3 +139,15 @@ def test_transcript_reaches_subscriber_after_broker_restart(
     assert final.seq == 1
     assert daemon.stop() == 0
     assert daemon.log.count("MQTT: connected to") >= 2
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("flag", ["--model", "--model-dir"])
+def test_model_flag_overrides_the_setting_and_a_missing_bundle_is_named(
+    daemon_factory: Callable[..., Daemon], tmp_path: Path, flag: str
+) -> None:
+    missing = tmp_path / "no-such-model"
+    daemon = daemon_factory("--source", "stdin", "--stdout", flag, str(missing))
+    daemon.start(stdin=subprocess.DEVNULL)
+    assert daemon.wait_exit(30) == 1
+    assert daemon.log.strip().splitlines() == [f"edge-asr: model bundle {missing}: not a directory"]

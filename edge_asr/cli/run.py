@@ -54,7 +54,14 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--source", help="mic | file:PATH | stdin")
     parser.add_argument("--device", help="input device index or name (see 'edge-asr devices')")
     parser.add_argument("--state-dir", type=Path, help="folder for state kept across restarts")
-    parser.add_argument("--model-dir", type=Path, help="model bundle (default: built-in)")
+    parser.add_argument(
+        "--model",
+        "--model-dir",
+        dest="model_dir",
+        type=Path,
+        metavar="DIR",
+        help="model bundle folder (default: built-in)",
+    )
     parser.add_argument("--decoding", help="greedy | vocabulary | sentences")
     parser.add_argument("--sentences", type=Path, help="sentences file for 'sentences' decoding")
     parser.add_argument(
