@@ -648,7 +648,11 @@ def build_daemon(settings: Settings, stdout: TextIO | None = None) -> Daemon:
     rec = settings.recognizer
     started = time.perf_counter()
     recognizer = Recognizer.load(
-        rec.model_dir, num_threads=rec.num_threads, decoding=rec.decoding, sentences=rec.sentences
+        rec.model_dir,
+        num_threads=rec.num_threads,
+        provider=rec.provider,
+        decoding=rec.decoding,
+        sentences=rec.sentences,
     )
     log.info(
         "model %s %s (%s) loaded in %.1f s",

@@ -159,6 +159,12 @@ class RecognizerSettings(_Section):
         default=None, description="Sentences file, required when decoding is 'sentences'."
     )
     num_threads: int = Field(default=1, ge=1, le=16, description="CPU threads for the model.")
+    provider: str = Field(
+        default="CPUExecutionProvider",
+        min_length=1,
+        description="onnxruntime execution provider for the model, e.g. CUDAExecutionProvider "
+        "in the GPU image; one that is not available is an error naming those that are.",
+    )
     partials: bool = Field(
         default=True, description="Publish partial hypotheses while a person is still speaking."
     )

@@ -151,3 +151,17 @@ def test_model_flag_overrides_the_setting_and_a_missing_bundle_is_named(
     daemon.start(stdin=subprocess.DEVNULL)
     assert daemon.wait_exit(30) == 1
     assert daemon.log.strip().splitlines() == [f"edge-asr: model bundle {missing}: not a directory"]
+
+
+@pytest.mark.timeout(60)
+def test_an_unavailable_provider_is_named_with_those_available(
+    daemon_factory: Callable[..., Daemon],
+) -> None:
+    daemon = daemon_factory(
+        "--source", "stdin", env={"EDGE_ASR_RECOGNIZER__PROVIDER": "NoSuchExecutionProvider"}
+    )
+    daemon.start(stdin=subprocess.DEVNULL)
+    assert daemon.wait_exit(30) == 1
+    (line,) = daemon.log.strip().splitlines()
+    assert "'NoSuchExecutionProvider' is not available" in line
+    assert "CPUExecutionProvider" in line

@@ -57,7 +57,7 @@ def load_recognizer(args: argparse.Namespace, settings: Settings) -> Recognizer:
     return Recognizer.load(
         args.model if args.model is not None else rec.model_dir,
         args.threads if args.threads is not None else rec.num_threads,
-        args.provider or "CPUExecutionProvider",
+        args.provider or rec.provider,
         args.decoding or rec.decoding,
         args.sentences if args.sentences is not None else rec.sentences,
     )
