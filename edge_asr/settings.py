@@ -360,6 +360,22 @@ class HttpSettings(_Section):
         "(relative paths are looked up in $CREDENTIALS_DIRECTORY); empty = no token.",
     )
 
+    max_upload_mb: float = Field(
+        default=25.0, gt=0, description="Uploads larger than this (MB) get 413."
+    )
+    max_duration_s: float = Field(
+        default=300.0, gt=0, description="Audio longer than this (seconds) gets 413."
+    )
+    workers: int = Field(
+        default=1, ge=1, le=16, description="Transcriptions at once; more requests wait."
+    )
+    max_pending: int = Field(
+        default=8,
+        ge=1,
+        description="Requests under way at once (uploading, waiting, transcribing); more get "
+        "503, which bounds the memory uploads take.",
+    )
+
     def read_token(self) -> str | None:
         """The token from ``token`` or ``token_file``; None if neither is set."""
         if self.token is not None:
@@ -379,6 +395,17 @@ class WyomingSettings(_Section):
     uri: str = Field(
         default="tcp://127.0.0.1:10300",
         description="Where to listen: tcp://HOST:PORT or unix://PATH.",
+    )
+    streaming: bool = Field(
+        default=True,
+        description="Also send transcript-start/-chunk/-stop events, not only 'transcript'.",
+    )
+    max_duration_s: float = Field(
+        default=60.0, gt=0, description="Audio longer than this (seconds) gets an error event."
+    )
+    workers: int = Field(default=1, ge=1, le=16, description="Transcriptions at once; more wait.")
+    max_clients: int = Field(
+        default=8, ge=1, description="Connections at once; more get an error event and close."
     )
 
     @field_validator("uri")

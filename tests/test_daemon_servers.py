@@ -24,7 +24,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi", reason="the [http] extra is not installed")
 pytest.importorskip("wyoming", reason="the [wyoming] extra is not installed")
 from wyoming.info import Describe, Info  # noqa: E402
-from wyoming_client import connect, final_text, transcribe  # noqa: E402
+from wyoming_client import connect, final_text, send_audio, transcribe  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,
@@ -249,6 +249,40 @@ def test_wyoming_answers_from_the_daemon_and_both_servers_stop_with_it(
     assert "Traceback" not in servers.daemon.log
     with pytest.raises(httpx.TransportError):
         httpx.get(servers.url + "/health", timeout=2)
+
+
+def test_limits_and_the_wyoming_socket_come_from_the_settings(
+    start_servers: Callable[..., Servers], kitchen: Path, recognizer: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "asr.sock"
+    servers = start_servers(
+        "--set", "http.max_upload_mb=0.01", "--set", "wyoming.max_duration_s=4",
+        "--set", "wyoming.streaming=false", "--set", f"wyoming.uri=unix://{path}",
+    )  # fmt: skip
+    uri = f"unix://{path}"
+    assert kitchen.stat().st_size > 10_000 and sf.info(str(kitchen)).duration < 4
+    r = httpx.post(servers.url + "/transcribe", content=kitchen.read_bytes(), headers=AUTH)
+    assert r.status_code == 413, r.text
+
+    events = asyncio.run(transcribe(uri, kitchen, streaming=False))
+    assert [e.type for e in events] == ["transcript"]  # no transcript-start/-chunk/-stop
+    assert final_text(events) == expected_text(recognizer, kitchen)
+
+    five_seconds = tmp_path / "five-seconds.wav"
+    sf.write(str(five_seconds), np.zeros(5 * 16000, np.int16), 16000, subtype="PCM_16")
+
+    async def too_long() -> list[Any]:
+        async with connect(uri) as client:
+            await send_audio(client, five_seconds)
+            events = []
+            while (event := await client.read_event()) is not None:
+                events.append(event)
+            return events
+
+    (error,) = asyncio.run(too_long())
+    assert error.type == "error" and error.data["code"] == "audio-too-long", error
+    assert "4 s limit" in error.data["text"]
+    assert servers.daemon.proc is not None and servers.daemon.proc.poll() is None
 
 
 # --- bad setups: one line, exit 2, before any audio is read -----------------------------

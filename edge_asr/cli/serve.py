@@ -10,6 +10,7 @@ from typing import Any
 from edge_asr.cli.services import (
     add_service_arguments,
     bad_setup,
+    given,
     load_recognizer,
     missing_extra,
     port_number,
@@ -41,19 +42,17 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--max-upload-mb",
         type=float,
-        default=25.0,
         metavar="MB",
-        help="refuse larger uploads with 413 (default: 25)",
+        help="refuse larger uploads with 413 (default: http.max_upload_mb, 25)",
     )
     parser.add_argument(
         "--max-pending",
         type=positive_int,
-        default=8,
         metavar="N",
         help="requests under way at once (uploading, waiting, transcribing); more get 503 "
-        "(default: 8)",
+        "(default: http.max_pending, 8)",
     )
-    add_service_arguments(parser, max_duration_s=300.0)
+    add_service_arguments(parser, "http")
     parser.set_defaults(func=run)
 
 
@@ -79,10 +78,10 @@ def run(args: argparse.Namespace) -> int:
     except EdgeAsrError as e:
         return bad_setup(str(e))
     limits = HttpLimits(
-        max_upload_bytes=int(args.max_upload_mb * 1e6),
-        max_duration_s=args.max_duration,
-        workers=args.workers,
-        max_pending=args.max_pending,
+        max_upload_bytes=int(given(args.max_upload_mb, http.max_upload_mb) * 1e6),
+        max_duration_s=given(args.max_duration, http.max_duration_s),
+        workers=given(args.workers, http.workers),
+        max_pending=given(args.max_pending, http.max_pending),
     )
     model = f"{recognizer.model_name} {recognizer.model_version}"
     app = create_app(

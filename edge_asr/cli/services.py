@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from edge_asr.cli.transcribe import add_model_arguments, positive_int
 
@@ -15,27 +15,31 @@ if TYPE_CHECKING:
     from edge_asr.settings import Settings
 
 EXIT_BAD_SETUP = 2
+T = TypeVar("T")
 
 
-def add_service_arguments(parser: argparse.ArgumentParser, max_duration_s: float) -> None:
-    """--config, the limits and the model options; model flags override the settings."""
+def add_service_arguments(parser: argparse.ArgumentParser, section: str) -> None:
+    """--config, the limits and the model options; flags given override the settings."""
     parser.add_argument("--config", type=Path, metavar="YAML", help="settings file (as 'run')")
     parser.add_argument(
         "--max-duration",
         type=float,
-        default=max_duration_s,
         metavar="SECONDS",
-        help=f"refuse longer audio (default: {max_duration_s:g})",
+        help=f"refuse longer audio (default: the setting {section}.max_duration_s)",
     )
     parser.add_argument(
         "--workers",
         type=positive_int,
-        default=1,
-        help="transcriptions at once; more requests wait (default: 1)",
+        help=f"transcriptions at once; more requests wait (default: {section}.workers, 1)",
     )
     add_model_arguments(parser)
     # Model flags default to None, so that only flags given override the settings.
     parser.set_defaults(decoding=None, threads=None, provider=None)
+
+
+def given(flag: T | None, setting: T) -> T:
+    """A flag's value if it was given, else the setting's."""
+    return setting if flag is None else flag
 
 
 def port_number(text: str) -> int:
@@ -55,11 +59,11 @@ def load_recognizer(args: argparse.Namespace, settings: Settings) -> Recognizer:
 
     rec = settings.recognizer
     return Recognizer.load(
-        args.model if args.model is not None else rec.model_dir,
-        args.threads if args.threads is not None else rec.num_threads,
-        args.provider or rec.provider,
-        args.decoding or rec.decoding,
-        args.sentences if args.sentences is not None else rec.sentences,
+        given(args.model, rec.model_dir),
+        given(args.threads, rec.num_threads),
+        given(args.provider, rec.provider),
+        given(args.decoding, rec.decoding),
+        given(args.sentences, rec.sentences),
     )
 
 

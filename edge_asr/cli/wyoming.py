@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from edge_asr.cli.services import add_service_arguments, bad_setup, load_recognizer, missing_extra
+from edge_asr.cli.services import (
+    add_service_arguments,
+    bad_setup,
+    given,
+    load_recognizer,
+    missing_extra,
+)
 from edge_asr.cli.transcribe import positive_int
 
 
@@ -30,11 +36,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--max-clients",
         type=positive_int,
-        default=8,
         metavar="N",
-        help="connections at once; more get an error event (default: 8)",
+        help="connections at once; more get an error event (default: wyoming.max_clients, 8)",
     )
-    add_service_arguments(parser, max_duration_s=60.0)
+    add_service_arguments(parser, "wyoming")
     parser.set_defaults(func=run)
 
 
@@ -51,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(args.config)
-        uri = args.uri or settings.wyoming.uri
+        wyoming = settings.wyoming
+        uri = args.uri or wyoming.uri
         recognizer = load_recognizer(args, settings)
         sock = listen_socket(uri)
     except EdgeAsrError as e:
@@ -59,9 +65,11 @@ def run(args: argparse.Namespace) -> int:
     server = WyomingServer(
         recognizer,
         WyomingLimits(
-            max_duration_s=args.max_duration, workers=args.workers, max_clients=args.max_clients
+            max_duration_s=given(args.max_duration, wyoming.max_duration_s),
+            workers=given(args.workers, wyoming.workers),
+            max_clients=given(args.max_clients, wyoming.max_clients),
         ),
-        streaming=not args.no_streaming,
+        streaming=wyoming.streaming and not args.no_streaming,
     )
 
     async def serve_until_signal() -> None:

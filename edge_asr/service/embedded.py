@@ -24,10 +24,9 @@ if TYPE_CHECKING:
 
     from edge_asr.app import Daemon, DaemonControl
     from edge_asr.asr.recognizer import Recognizer
-    from edge_asr.service.http import HttpLimits
     from edge_asr.service.metrics import Metrics
     from edge_asr.service.wyoming import WyomingServer
-    from edge_asr.settings import HttpSettings, Settings
+    from edge_asr.settings import HttpSettings, Settings, WyomingSettings
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ def attach_servers(daemon: Daemon, settings: Settings, recognizer: Recognizer) -
         metrics = daemon_metrics(daemon, mqtt=settings.mqtt.enabled)
         daemon.add_service(HttpService.bind(daemon, settings.http, recognizer, metrics))
     if settings.wyoming.enabled:
-        daemon.add_service(WyomingService.bind(settings.wyoming.uri, recognizer, metrics))
+        daemon.add_service(WyomingService.bind(settings.wyoming, recognizer, metrics))
 
 
 def daemon_metrics(daemon: Daemon, mqtt: bool) -> Metrics:
@@ -121,14 +120,19 @@ class HttpService:
         settings: HttpSettings,
         recognizer: Recognizer,
         metrics: Metrics,
-        limits: HttpLimits | None = None,
     ) -> HttpService:
         """Build the app and bind its address now; ConfigError if that cannot be done."""
         try:
-            from edge_asr.service.http import bind_socket, build_server, create_app
+            from edge_asr.service.http import HttpLimits, bind_socket, build_server, create_app
         except ImportError as e:
             raise _missing_extra("http", "http", e) from None
         token = settings.read_token()
+        limits = HttpLimits(
+            max_upload_bytes=int(settings.max_upload_mb * 1e6),
+            max_duration_s=settings.max_duration_s,
+            workers=settings.workers,
+            max_pending=settings.max_pending,
+        )
         app = create_app(recognizer, lambda: readiness(daemon), metrics, token, limits)
         try:
             sock = bind_socket(settings.host, settings.port)
@@ -172,17 +176,25 @@ class WyomingService:
         self._thread = threading.Thread(target=self._run, name="wyoming", daemon=True)
 
     @classmethod
-    def bind(cls, uri: str, recognizer: Recognizer, metrics: Metrics | None) -> WyomingService:
-        """Build the server and bind ``uri`` now; ConfigError if that cannot be done."""
+    def bind(
+        cls, settings: WyomingSettings, recognizer: Recognizer, metrics: Metrics | None
+    ) -> WyomingService:
+        """Build the server and bind its URI now; ConfigError if that cannot be done."""
         try:
-            from edge_asr.service.wyoming import WyomingServer, listen_socket
+            from edge_asr.service.wyoming import WyomingLimits, WyomingServer, listen_socket
         except ImportError as e:
             raise _missing_extra("wyoming", "wyoming", e) from None
         try:
-            sock = listen_socket(uri)
+            sock = listen_socket(settings.uri)
         except ConfigError as e:
             raise ConfigError(f"wyoming.uri: {e}") from None
-        return cls(WyomingServer(recognizer, metrics=metrics), uri, sock)
+        limits = WyomingLimits(
+            max_duration_s=settings.max_duration_s,
+            workers=settings.workers,
+            max_clients=settings.max_clients,
+        )
+        server = WyomingServer(recognizer, limits, streaming=settings.streaming, metrics=metrics)
+        return cls(server, settings.uri, sock)
 
     def start(self) -> None:
         self._thread.start()
