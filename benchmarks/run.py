@@ -1,12 +1,13 @@
 """``make bench``: measure edge-asr against its peers in one run and print a table per section.
 
-    python -m benchmarks.run [--quick] [--sections files,latency,footprint,precision]
+    python -m benchmarks.run [--quick] [--sections files,latency,footprint,memory,precision]
         [--rounds N] [--utterances N] [--idle-seconds S] [--ready-starts N]
         [--out benchmarks/results/latest.json] [--plot PNG]
 
 Sections: ``files`` (edge-asr vs sherpa-onnx vs the floor vs pocketsphinx on the same clips),
 ``latency`` (end of speech to an MQTT subscriber through a virtual microphone and the daemon),
-``footprint`` (start to READY, idle CPU, RSS, image sizes), ``precision`` (int8 vs fp32).
+``footprint`` (start to READY, idle CPU, RSS, image sizes), ``memory`` (the daemon's parts
+loaded one at a time: what each adds to RSS), ``precision`` (int8 vs fp32).
 ``--quick`` is the smoke run the tests do: a little of each, one round, no pocketsphinx.
 """
 
@@ -33,6 +34,7 @@ from benchmarks.files import (
     sherpa_engine,
 )
 from benchmarks.live import Footprint, Latency, footprint_json, latency_json, run_live
+from benchmarks.memory import run_memory
 from benchmarks.plot import plot
 from benchmarks.precision import fp32_missing, run_precision
 
@@ -60,7 +62,7 @@ def machine_info() -> dict[str, object]:
     }
 
 
-SECTIONS = ("files", "latency", "footprint", "precision")
+SECTIONS = ("files", "latency", "footprint", "memory", "precision")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             report["latency"] = print_latency(latency)
         if footprint is not None:
             report["footprint"] = print_footprint(footprint)
+    if "memory" in sections:
+        report["memory"] = memory_section()
     if "precision" in sections:
         report["precision"] = precision_section(clips, args.rounds)
 
@@ -248,6 +252,15 @@ def print_footprint(footprint: Footprint) -> dict[str, object]:
     for row in rows:
         print(f"{row[0]:28} {row[1]:>12}   {row[2] if len(row) > 2 else ''}")
     return data
+
+
+def memory_section() -> dict[str, object]:
+    print("\nMemory: the daemon's parts loaded one at a time in a fresh process (RSS)")
+    steps = run_memory()
+    for step in steps:
+        note = f"   failed: {step.error}" if step.error else ""
+        print(f"{step.label:40} {step.added_mb:+8.1f} MB {step.rss_mb:8.1f} MB{note}")
+    return {"steps": [vars(step) for step in steps]}
 
 
 def precision_section(clips: list[Clip], rounds: int) -> dict[str, object]:

@@ -40,8 +40,8 @@ def _quick_bench(tmp_path: Path, sections: str) -> tuple[str, dict[str, Any]]:
 
 @pytest.mark.timeout(300)
 def test_quick_benchmark_prints_a_table_and_writes_json(tmp_path: Path) -> None:
-    stdout, data = _quick_bench(tmp_path, "files")
-    assert "× edge-asr" in stdout
+    stdout, data = _quick_bench(tmp_path, "files,memory")
+    assert "× edge-asr" in stdout and "Memory" in stdout
     engines = {e["name"]: e for e in data["files"]["engines"]}
     assert {"edge-asr (greedy)", "sherpa-onnx (greedy)", "floor (fbank+ORT+argmax)"} <= set(engines)
     # same bundle, same greedy decoding: the same words
@@ -49,6 +49,11 @@ def test_quick_benchmark_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     for engine in engines.values():
         assert engine["seconds"] > 0 and 0 <= engine["wer"] <= 2
     assert data["machine"]["cores"] >= 1
+    steps = data["memory"]["steps"]
+    assert [s["error"] for s in steps] == [None] * len(steps), steps
+    assert sum(s["added_mb"] for s in steps) == pytest.approx(steps[-1]["rss_mb"])
+    model = next(s for s in steps if "model session" in s["label"])
+    assert 1 < model["added_mb"] < model["rss_mb"] < 2000
     assert (tmp_path / "result.png").read_bytes().startswith(b"\x89PNG")
 
 
