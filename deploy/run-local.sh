@@ -72,4 +72,10 @@ wait "$daemon_pid"
 status=$?
 set -e
 daemon_pid=""
+if [[ "$status" -ne 0 && "$status" -lt 128 && $# -eq 0 ]]; then
+    cat >&2 <<MSG
+run-local: the daemon could not start (exit $status; the reason is above). Pass it arguments
+    with ARGS, e.g.  make run ARGS="--device 2"  or  make run ARGS="--source file:speech.wav"
+MSG
+fi
 exit "$status"
