@@ -17,8 +17,10 @@ def speak(
     rate: int = 16000,
     channels: int = 1,
     speed: int = 150,
+    pad_s: float = 0.0,
 ) -> Path:
-    """Synthesize ``text`` with espeak-ng into a 16-bit WAV at ``rate`` with ``channels``."""
+    """Synthesize ``text`` with espeak-ng into a 16-bit WAV at ``rate`` with ``channels``,
+    with ``pad_s`` seconds of silence added at both ends."""
     raw = path.with_suffix(".raw.wav")
     subprocess.run(
         ["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text],
@@ -26,7 +28,8 @@ def speak(
         timeout=30,
     )
     subprocess.run(
-        ["sox", "-q", str(raw), "-r", str(rate), "-c", str(channels), "-b", "16", str(path)],
+        ["sox", "-q", str(raw), "-r", str(rate), "-c", str(channels), "-b", "16", str(path)]
+        + (["pad", str(pad_s), str(pad_s)] if pad_s > 0 else []),
         check=True,
         timeout=30,
     )

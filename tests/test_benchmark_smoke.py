@@ -44,8 +44,9 @@ def test_quick_benchmark_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     assert "× edge-asr" in stdout and "Memory" in stdout
     engines = {e["name"]: e for e in data["files"]["engines"]}
     assert {"edge-asr (greedy)", "sherpa-onnx (greedy)", "floor (fbank+ORT+argmax)"} <= set(engines)
-    # same bundle, same greedy decoding: the same words
-    assert engines["edge-asr (greedy)"]["wer"] == engines["sherpa-onnx (greedy)"]["wer"]
+    # The same bundle and greedy decoding on the same samples: the same words. (edge-asr adds
+    # the quiet context tight-cut clips lack, so its words may differ from these two.)
+    assert engines["floor (fbank+ORT+argmax)"]["wer"] == engines["sherpa-onnx (greedy)"]["wer"]
     for engine in engines.values():
         assert engine["seconds"] > 0 and 0 <= engine["wer"] <= 2
     assert data["machine"]["cores"] >= 1

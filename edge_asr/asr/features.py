@@ -63,3 +63,31 @@ def compute_fbank(samples: np.ndarray, config: FbankConfig = DEFAULT_FBANK) -> n
     if n == 0:
         return np.zeros((0, config.num_bins), dtype=np.float32)
     return np.stack([fbank.get_frame(i) for i in range(n)]).astype(np.float32, copy=False)
+
+
+CONTEXT_S = 0.25  # quiet the models heard around every training and evaluation utterance
+QUIET_FRACTION = 0.05  # of the peak: quieter samples count as silence
+_PAD_NOISE = 1e-4  # -80 dBFS: no microphone is digitally silent, and neither was training audio
+
+
+def with_quiet_context(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
+    """``samples`` with near-silence added where fewer than ``CONTEXT_S`` seconds of quiet
+    come before the first or after the last loud sample; also the samples added in front.
+
+    A file cut tight around the words (speech from its first millisecond) otherwise loses its
+    first and last sounds to the model's edges. Audio with quiet ends is returned unchanged, and
+    the padding is the same every time (seeded), so transcripts are repeatable.
+    """
+    if samples.size == 0:
+        return samples, 0
+    magnitude = np.abs(samples)
+    loud = np.flatnonzero(magnitude > max(float(magnitude.max()) * QUIET_FRACTION, 1e-3))
+    if loud.size == 0:
+        return samples, 0
+    want = int(CONTEXT_S * sample_rate)
+    head = max(0, want - int(loud[0]))
+    tail = max(0, want - (samples.size - 1 - int(loud[-1])))
+    if head == 0 and tail == 0:
+        return samples, 0
+    noise = (_PAD_NOISE * np.random.default_rng(0).standard_normal(head + tail)).astype(np.float32)
+    return np.concatenate([noise[:head], samples.astype(np.float32), noise[head:]]), head

@@ -14,7 +14,7 @@ import soxr
 
 from edge_asr.asr.bundle import ModelBundle, load_bundle
 from edge_asr.asr.decoding import Hypothesis, TokenGraph, constrained, greedy
-from edge_asr.asr.features import FbankConfig, compute_fbank
+from edge_asr.asr.features import FbankConfig, compute_fbank, with_quiet_context
 from edge_asr.asr.grammar import WordGraph, load_sentences
 from edge_asr.errors import AudioError, BundleError, GrammarError
 
@@ -124,7 +124,8 @@ class Recognizer:
         self.transcribe(np.zeros(self.sample_rate // 2, dtype=np.float32), self.sample_rate)
 
     def log_probs(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-        """(T', V) log-probabilities for mono float32 samples at any rate."""
+        """(T', V) log-probabilities for mono float32 samples at any rate (as given: no
+        context added; ``transcribe`` adds it)."""
         if sample_rate != self.sample_rate:
             samples = soxr.resample(samples, sample_rate, self.sample_rate, quality="HQ")
         feats = compute_fbank(samples, self._fbank)
@@ -148,17 +149,25 @@ class Recognizer:
             raise AudioError("audio contains NaN or infinite samples")
         if sample_rate <= 0:
             raise AudioError(f"invalid sample rate {sample_rate}")
-        log_probs = self.log_probs(samples, sample_rate)
+        padded, head = with_quiet_context(samples, sample_rate)
+        log_probs = self.log_probs(padded, sample_rate)
         graph = self._graph
         blank = self.bundle.tokens.blank_id
         if graph is None or log_probs.shape[0] == 0:
             hyp = greedy(log_probs, blank)
         else:
             hyp = constrained(log_probs, blank, graph)
-        return self._transcript(hyp, log_probs, len(samples) / sample_rate, started)
+        return self._transcript(
+            hyp, log_probs, len(samples) / sample_rate, started, head / sample_rate
+        )
 
     def _transcript(
-        self, hyp: Hypothesis, log_probs: np.ndarray, duration_s: float, started: float
+        self,
+        hyp: Hypothesis,
+        log_probs: np.ndarray,
+        duration_s: float,
+        started: float,
+        added_s: float = 0.0,
     ) -> Transcript:
         table = self.bundle.tokens
         text = " ".join(hyp.words) if hyp.words is not None else table.decode(hyp.token_ids)
@@ -168,7 +177,9 @@ class Recognizer:
             duration_s=round(duration_s, 3),
             processing_ms=round((time.perf_counter() - started) * 1000, 1),
             tokens=[table.symbols[i] for i in hyp.token_ids],
-            timestamps=[round(f * self.bundle.frame_shift_s, 2) for f in hyp.frames],
+            timestamps=[
+                round(max(0.0, f * self.bundle.frame_shift_s - added_s), 2) for f in hyp.frames
+            ],
             intent=hyp.intent,
         )
 
