@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from edge_asr.asr.bundle import BUILTIN_MODEL_DIR
-from edge_asr.asr.features import compute_fbank
+from edge_asr.asr.features import compute_fbank, with_quiet_context
 from edge_asr.asr.scoring import word_errors
 
 PHRASES = [
@@ -103,7 +103,8 @@ def edge_asr_engine(decoding: str) -> Transcriber:
 
 
 def floor_engine() -> Transcriber:
-    """The least work that gives a transcript: fbank, one ORT run, argmax, collapse."""
+    """The least work that gives a transcript: fbank, one ORT run, argmax, collapse; with the
+    quiet context edge-asr adds (``with_quiet_context``), so both do the same work."""
     import onnxruntime as ort
 
     from edge_asr.asr.tokens import TokenTable
@@ -118,7 +119,7 @@ def floor_engine() -> Transcriber:
     names = [i.name for i in session.get_inputs()]
 
     def run(samples: np.ndarray) -> str:
-        feats = compute_fbank(samples)
+        feats = compute_fbank(with_quiet_context(samples, 16000)[0])
         out = session.run(None, {names[0]: feats[None], names[1]: np.array([len(feats)])})
         best = out[0][0].argmax(axis=1)
         ids = [int(t) for i, t in enumerate(best) if t != 0 and (i == 0 or best[i - 1] != t)]
@@ -127,7 +128,9 @@ def floor_engine() -> Transcriber:
     return run
 
 
-def sherpa_engine() -> Transcriber:
+def sherpa_engine(context: bool = False) -> Transcriber:
+    """sherpa-onnx on the same bundle, greedy; ``context``: given the samples with the quiet
+    context edge-asr adds (sherpa-onnx adds none), so it sees what edge-asr's model sees."""
     import sherpa_onnx
 
     recognizer = sherpa_onnx.OfflineRecognizer.from_zipformer_ctc(
@@ -140,6 +143,8 @@ def sherpa_engine() -> Transcriber:
     )
 
     def run(samples: np.ndarray) -> str:
+        if context:
+            samples = with_quiet_context(samples, 16000)[0]
         stream = recognizer.create_stream()
         stream.accept_waveform(16000, samples)
         recognizer.decode_stream(stream)

@@ -138,7 +138,8 @@ def files_section(clips: list[Clip], rounds: int, pocketsphinx: bool) -> dict[st
         "edge-asr (greedy)": edge_asr_engine("greedy"),
         "edge-asr (vocabulary)": edge_asr_engine("vocabulary"),
         "sherpa-onnx (greedy)": sherpa_engine(),
-        "floor (fbank+ORT+argmax)": floor_engine(),
+        "sherpa-onnx (greedy) + context": sherpa_engine(context=True),
+        "floor (context+fbank+ORT+argmax)": floor_engine(),
     }
     if pocketsphinx:
         try:
