@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edge_asr.asr.features import CONTEXT_S, with_quiet_context
 
@@ -49,3 +50,12 @@ def test_silence_and_empty_audio_are_left_alone() -> None:
 def test_other_rates_get_the_same_duration_of_context() -> None:
     padded, head = with_quiet_context(np.ones(100, np.float32) * 0.3, 8000)
     assert head == int(CONTEXT_S * 8000) and len(padded) == 100 + 2 * head
+
+
+def test_padding_continues_the_noise_floor_of_noisy_audio() -> None:
+    rng = np.random.default_rng(3)
+    x = tone(1.0) + (0.01 * rng.standard_normal(RATE)).astype(np.float32)
+    x[RATE // 2 : RATE // 2 + 800] = 0.01 * rng.standard_normal(800)  # a pause: the noise alone
+    padded, head = with_quiet_context(x, RATE)
+    added = np.concatenate([padded[:head], padded[head + len(x) :]])
+    assert np.sqrt(np.mean(added**2)) == pytest.approx(0.01, rel=0.2)

@@ -67,7 +67,7 @@ def compute_fbank(samples: np.ndarray, config: FbankConfig = DEFAULT_FBANK) -> n
 
 CONTEXT_S = 0.25  # quiet the models heard around every training and evaluation utterance
 QUIET_FRACTION = 0.05  # of the peak: quieter samples count as silence
-_PAD_NOISE = 1e-4  # -80 dBFS: no microphone is digitally silent, and neither was training audio
+_PAD_NOISE = 1e-4  # -80 dBFS at least: no microphone is digitally silent, nor was training audio
 
 
 def with_quiet_context(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
@@ -75,8 +75,9 @@ def with_quiet_context(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarra
     come before the first or after the last loud sample; also the samples added in front.
 
     A file cut tight around the words (speech from its first millisecond) otherwise loses its
-    first and last sounds to the model's edges. Audio with quiet ends is returned unchanged, and
-    the padding is the same every time (seeded), so transcripts are repeatable.
+    first and last sounds to the model's edges. The padding is noise at the level of the audio's
+    own quietest 10 ms (so a noisy room stays noisy), the same every time (seeded), so
+    transcripts are repeatable. Audio with quiet ends is returned unchanged.
     """
     if samples.size == 0:
         return samples, 0
@@ -89,5 +90,15 @@ def with_quiet_context(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarra
     tail = max(0, want - (samples.size - 1 - int(loud[-1])))
     if head == 0 and tail == 0:
         return samples, 0
-    noise = (_PAD_NOISE * np.random.default_rng(0).standard_normal(head + tail)).astype(np.float32)
+    level = max(_noise_floor(samples, sample_rate), _PAD_NOISE)
+    noise = (level * np.random.default_rng(0).standard_normal(head + tail)).astype(np.float32)
     return np.concatenate([noise[:head], samples.astype(np.float32), noise[head:]]), head
+
+
+def _noise_floor(samples: np.ndarray, sample_rate: int) -> float:
+    """RMS of the quietest 10 ms of ``samples``: the room's noise when speech fills the rest."""
+    n = max(1, sample_rate // 100)
+    frames = samples[: samples.size // n * n].reshape(-1, n) if samples.size >= n else None
+    if frames is None:
+        return 0.0
+    return float(np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1)).min())
