@@ -152,13 +152,16 @@ def files_section(clips: list[Clip], rounds: int, pocketsphinx: bool) -> dict[st
         f"\nFile transcription: {len(clips)} clips, {results[0].audio_s:.1f} s of audio, "
         f"held-out voices, best of {rounds} interleaved round(s)"
     )
-    header = f"{'engine':28} {'WER':>7} {'time s':>8} {'RTF':>8} {'× edge-asr':>10}   WER by voice"
+    width = max(len(r.name) for r in results)
+    header = (
+        f"{'engine':{width}} {'WER':>7} {'time s':>8} {'RTF':>8} {'× edge-asr':>10}   WER by voice"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
         voices = ", ".join(f"{g} {w:.1%}" for g, w in r.errors_by_voice.items())
         print(
-            f"{r.name:28} {r.wer:>7.1%} {r.seconds:>8.3f} {r.rtf:>8.4f} "
+            f"{r.name:{width}} {r.wer:>7.1%} {r.seconds:>8.3f} {r.rtf:>8.4f} "
             f"{r.seconds / reference:>10.2f}   {voices}"
         )
     return {
