@@ -1,4 +1,5 @@
-"""CTC training loop: length-bucketed batches, SpecAugment, warmup + cosine LR, checkpoints."""
+"""CTC training loop: length-bucketed batches, speaker/microphone augmentation, SpecAugment,
+warmup + cosine LR, checkpoints."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class TrainConfig:
     weight_decay: float = 1e-2
     grad_clip: float = 5.0
     spec_augment: bool = True
+    speaker_augment: bool = True  # VTLP warp + microphone colouring on the cached features
     eval_every: int = 500
     checkpoint_minutes: float = 4.0
     threads: int = 2
@@ -91,6 +93,69 @@ def spec_augment(
             w = int(torch.randint(0, max(1, t // 20) + 1, (1,), generator=gen))
             t0 = int(torch.randint(0, max(1, t - w + 1), (1,), generator=gen))
             x[b, t0 : t0 + w] = mean
+    return x
+
+
+# ln(10) / 10: a level change in dB as a change of log power (the features are natural logs).
+LOG_POWER_PER_DB = math.log(10) / 10
+
+
+def warp_mel_bins(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """VTLP-style warp of the last (mel-bin) axis, linear between bins; identity at factor 1.
+
+    Bin ``i`` takes the value at source position ``i * factor`` below a boundary and a straight
+    line from there to the top bin, so both ends of the band stay fixed and nothing falls off.
+    """
+    f = x.shape[-1]
+    top = f - 1
+    bound = 0.85 * top * min(1.0, 1.0 / factor)
+    i = torch.arange(f, dtype=torch.float32)
+    src = torch.where(
+        i <= bound,
+        i * factor,
+        bound * factor + (i - bound) * (top - bound * factor) / (top - bound),
+    ).clamp(0, top)
+    lo = src.floor().long().clamp(max=top - 1)
+    frac = (src - lo).to(x.dtype)
+    return x[..., lo] * (1 - frac) + x[..., lo + 1] * frac
+
+
+def colour_curve(n_bins: int, gen: torch.Generator, max_db: float = 6.0) -> torch.Tensor:
+    """A smooth random gain curve over the bins (log power): a tilt plus one or two broad bumps.
+
+    Stands in for a microphone's and a room's frequency response; stays within +-``max_db``.
+    """
+    pos = torch.linspace(-1.0, 1.0, n_bins)
+    curve = float(torch.empty(1).uniform_(-1.0, 1.0, generator=gen)) * 4.0 * pos
+    for _ in range(int(torch.randint(1, 3, (1,), generator=gen))):
+        centre = float(torch.empty(1).uniform_(-1.0, 1.0, generator=gen))
+        width = float(torch.empty(1).uniform_(0.1, 0.4, generator=gen))
+        height = float(torch.empty(1).uniform_(-4.0, 4.0, generator=gen))
+        curve = curve + height * torch.exp(-0.5 * ((pos - centre) / width) ** 2)
+    return curve.clamp(-max_db, max_db) * LOG_POWER_PER_DB
+
+
+def speaker_augment(
+    x: torch.Tensor,
+    lens: torch.Tensor,
+    gen: torch.Generator,
+    p_warp: float = 0.5,
+    p_colour: float = 0.5,
+    warp: tuple[float, float] = (0.88, 1.12),
+) -> torch.Tensor:
+    """Per utterance: VTLP warp (probability ``p_warp``), microphone colouring (``p_colour``).
+
+    Works on cached log-mel features, so the runtime front end stays exactly as it is.
+    """
+    x = x.clone()
+    n, _, f = x.shape
+    for b in range(n):
+        t = int(lens[b])
+        if float(torch.rand(1, generator=gen)) < p_warp:
+            factor = float(torch.empty(1).uniform_(*warp, generator=gen))
+            x[b, :t] = warp_mel_bins(x[b, :t], factor)
+        if float(torch.rand(1, generator=gen)) < p_colour:
+            x[b, :t] += colour_curve(f, gen)
     return x
 
 
@@ -184,6 +249,8 @@ def train(
         idx = batches[pos]
         pos += 1
         x, lens = collate(train_set, idx)
+        if cfg.speaker_augment:
+            x = speaker_augment(x, lens, gen)
         if cfg.spec_augment:
             x = spec_augment(x, lens, mean, gen)
         ys = [targets[i] for i in idx]
