@@ -13,6 +13,7 @@ import pytest
 
 from edge_asr.asr.bundle import load_bundle
 from edge_asr.asr.recognizer import Recognizer
+from edge_asr.training.data import ALSA_SOUNDS
 
 pytest.importorskip("torch", reason="needs the [train] extra")
 
@@ -50,6 +51,8 @@ def test_smoke_run_makes_a_loadable_int8_bundle(tmp_path: Path) -> None:
     assert "DynamicQuantizeLSTM" in ops
     metrics = json.loads((out / "metrics.json").read_text())
     assert "wer" in metrics
+    if any(ALSA_SOUNDS.glob("*_*.wav")):
+        assert metrics["wer"]["alsa_real"]["int8"]["utterances"] >= 1
     # the smoke bundle works with the runtime (its accuracy is irrelevant)
     Recognizer(bundle).transcribe(bundle_silence(), 16000)
 

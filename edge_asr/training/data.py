@@ -13,8 +13,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import soxr
 
-from edge_asr.asr.features import SAMPLE_RATE, compute_fbank
+from edge_asr.asr.features import SAMPLE_RATE, compute_fbank, with_quiet_context
+from edge_asr.audio.files import read_audio
 from edge_asr.training import synth
 from edge_asr.training.augment import Augmenter, pad_clean
 from edge_asr.training.synth import Utterance
@@ -23,6 +25,8 @@ from edge_asr.training.text import SentenceGenerator
 log = logging.getLogger(__name__)
 
 CHUNK = 100
+# Debian alsa-utils' speaker-test recordings: one real human voice ("front left", ...).
+ALSA_SOUNDS = Path("/usr/share/sounds/alsa")
 
 
 def noisy_eval_augmenter() -> Augmenter:
@@ -188,6 +192,37 @@ def plan_eval(
         train_voices.append((utt, v))
     sets["train_voices"] = train_voices
     return sets
+
+
+def alsa_real_set(folder: Path = ALSA_SOUNDS) -> FeatureSet | None:
+    """The alsa-utils channel-test recordings as an evaluation set (None when not installed).
+
+    Read as the runtime reads a file: downmixed to mono, quiet context added, resampled to
+    16 kHz. The transcript is the file name ("Front_Left.wav" -> "front left"); Noise.wav is
+    not speech and is skipped.
+    """
+    wavs = sorted(p for p in folder.glob("*_*.wav")) if folder.is_dir() else []
+    if not wavs:
+        log.info("%s: no alsa-utils recordings, the alsa_real evaluation set is skipped", folder)
+        return None
+    t0 = time.monotonic()
+    feats: list[np.ndarray] = []
+    audio: list[np.ndarray] = []
+    items: list[dict[str, str]] = []
+    for path in wavs:
+        sound = read_audio(path)
+        x, _ = with_quiet_context(sound.samples, sound.sample_rate)
+        if sound.sample_rate != SAMPLE_RATE:
+            x = soxr.resample(x, sound.sample_rate, SAMPLE_RATE, quality="HQ")
+        kept = np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
+        feats.append(compute_fbank(kept.astype(np.float32) / 32768.0).astype(np.float16))
+        audio.append(kept)
+        text = path.stem.lower().replace("_", " ")
+        items.append({"text": text, "engine": "human", "voice": "alsa", "group": "alsa_real"})
+    offsets = np.array([0] + [len(f) for f in feats], np.int64).cumsum()
+    fs = FeatureSet(np.concatenate(feats), offsets, items, audio, time.monotonic() - t0)
+    log.info("alsa_real: %d recordings from %s, %.1f s", len(fs), folder, fs.hours * 3600)
+    return fs
 
 
 def _render_chunk(

@@ -14,9 +14,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edge_asr.asr.bundle import BUILTIN_MODEL_DIR
 from edge_asr.asr.tokens import TokenTable
 from edge_asr.training import calibrate, card, data, synth
-from edge_asr.training.evaluate import OnnxCtc, own_greedy, score_set, sherpa_greedy
+from edge_asr.training.evaluate import (
+    GroupScore,
+    OnnxCtc,
+    own_greedy,
+    score_set,
+    sherpa_greedy,
+)
 from edge_asr.training.export import export_onnx, quantize, read_metadata
 from edge_asr.training.model import CtcModel, ModelConfig, count_parameters
 from edge_asr.training.text import SentenceGenerator, load_vocabulary
@@ -25,7 +32,8 @@ from edge_asr.training.train import TrainConfig, train
 log = logging.getLogger(__name__)
 
 EVAL_GROUPS = (
-    "espeak_heldout", "espeak_heldout_noisy", "flite_heldout", "asterisk_heldout", "train_voices",
+    "espeak_heldout", "espeak_heldout_noisy", "flite_heldout", "asterisk_heldout", "alsa_real",
+    "train_voices",
 )  # fmt: skip
 BY_VOICE_GROUPS = ("espeak_heldout", "espeak_heldout_noisy", "flite_heldout")
 MAX_BUNDLE_BYTES = 5 * 1024 * 1024
@@ -111,6 +119,9 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
         name: data.build(utts, work / "data" / name, cfg.workers, keep_audio=True)
         for name, utts in data.plan_eval(cfg.data, gen, seed).items()
     }
+    alsa = data.alsa_real_set()  # real human speech, evaluation only; absent without alsa-utils
+    if alsa is not None:
+        evals["alsa_real"] = alsa
     # Time spent making the data, whichever invocation made it (the cache keeps it).
     data_seconds = train_set.build_seconds + sum(fs.build_seconds for fs in evals.values())
     log.info(
@@ -152,25 +163,19 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
 
     # 5. evaluate both models per group
     vocab = set(vocabulary)
+    groups = [name for name in EVAL_GROUPS if name in evals]
     scores: dict[str, dict[str, dict[str, object]]] = {}
     for kind, path in (("fp32", fp32), ("int8", int8)):
-        onnx_model = OnnxCtc(path)
-        for name in EVAL_GROUPS:
-            by_voice = name in BY_VOICE_GROUPS
-            for subset, s in score_set(onnx_model, evals[name], table, vocab, by_voice).items():
-                key = name if subset == "all" else f"{name}/{subset}"
-                scores.setdefault(key, {})[kind] = asdict(s)
-                log.info(
-                    "%s %s: greedy WER %.1f %%, vocab WER %.1f %%",
-                    kind,
-                    key,
-                    s.greedy_wer,
-                    s.vocab_wer,
-                )
+        for key, s in _score_groups(OnnxCtc(path), evals, groups, table, vocab).items():
+            scores.setdefault(key, {})[kind] = asdict(s)
+            log.info(
+                "%s %s: greedy WER %.1f %%, vocab WER %.1f %%", kind, key, s.greedy_wer, s.vocab_wer
+            )
+    shipped = _score_shipped(evals, groups, table, vocab, out / "tokens.txt")
 
     # 6. sherpa-onnx parity on a few WAVs of every group
     wavs: list[Path] = []
-    for name in EVAL_GROUPS:
+    for name in groups:
         wavs += [
             p
             for p, _ in data.write_wav_examples(
@@ -242,6 +247,7 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
             "flite_heldout_voices": list(synth.FLITE_HELDOUT_VOICES),
         },
         "wer": scores,
+        "shipped": shipped,
         "sherpa_onnx_parity": parity,
         "export_eval_minutes": round((time.monotonic() - t_export) / 60, 1),
         "this_invocation_minutes": round((time.monotonic() - t0) / 60, 1),
@@ -253,6 +259,47 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
         "bundle written to %s (%d bytes int8) in %.1f min", out, size, (time.monotonic() - t0) / 60
     )
     return metrics
+
+
+def _score_groups(
+    model: OnnxCtc,
+    evals: dict[str, data.FeatureSet],
+    groups: list[str],
+    table: TokenTable,
+    vocab: set[str],
+) -> dict[str, GroupScore]:
+    """Scores by key: the group, its in-vocabulary subset and (some groups) each voice."""
+    out = {}
+    for name in groups:
+        by_voice = name in BY_VOICE_GROUPS
+        for subset, s in score_set(model, evals[name], table, vocab, by_voice).items():
+            out[name if subset == "all" else f"{name}/{subset}"] = s
+    return out
+
+
+def _score_shipped(
+    evals: dict[str, data.FeatureSet],
+    groups: list[str],
+    table: TokenTable,
+    vocab: set[str],
+    tokens: Path,
+) -> dict[str, object] | None:
+    """The built-in model's int8 scores on the same sets, for comparison (None if it differs
+    in tokens or is missing)."""
+    model = BUILTIN_MODEL_DIR / "model.int8.onnx"
+    shipped_tokens = BUILTIN_MODEL_DIR / "tokens.txt"
+    if not model.exists() or not shipped_tokens.exists():
+        log.info("no built-in model at %s: nothing to compare with", BUILTIN_MODEL_DIR)
+        return None
+    if shipped_tokens.read_text(encoding="utf-8") != tokens.read_text(encoding="utf-8"):
+        log.info("built-in model %s has other tokens: not compared", BUILTIN_MODEL_DIR)
+        return None
+    version = read_metadata(model).get("model_version", "?")
+    wer = {}
+    for key, s in _score_groups(OnnxCtc(model), evals, groups, table, vocab).items():
+        wer[key] = {"int8": asdict(s)}
+        log.info("shipped %s %s: vocab WER %.1f %%", version, key, s.vocab_wer)
+    return {"path": str(BUILTIN_MODEL_DIR), "version": version, "wer": wer}
 
 
 def _resumes(train_log: Path) -> list[dict[str, float]]:
