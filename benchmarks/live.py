@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -103,7 +103,14 @@ class DaemonProcess:
     log_path: Path
 
     @classmethod
-    def start(cls, broker: Broker, pulse: Pulse, folder: Path, notify: Path) -> DaemonProcess:
+    def start(
+        cls,
+        broker: Broker,
+        pulse: Pulse,
+        folder: Path,
+        notify: Path,
+        settings: Sequence[str] = (),
+    ) -> DaemonProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGE_ASR_", "PULSE_"))}
         env.update(pulse.env)
         env.update(
@@ -119,7 +126,8 @@ class DaemonProcess:
         log_path = folder / "daemon.log"
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "edge_asr", "run", "--site-id", "bench"],
+                [sys.executable, "-m", "edge_asr", "run", "--site-id", "bench"]
+                + [arg for setting in settings for arg in ("--set", setting)],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -275,14 +283,14 @@ def live_rig() -> Iterator[tuple[Broker, Pulse, Path]]:
 
 @contextlib.contextmanager
 def running_daemon(
-    broker: Broker, pulse: Pulse, folder: Path, name: str
+    broker: Broker, pulse: Pulse, folder: Path, name: str, settings: Sequence[str] = ()
 ) -> Iterator[tuple[DaemonProcess, float]]:
     """A daemon started fresh; yields it and its seconds from spawn to READY=1."""
     workdir = folder / name
     workdir.mkdir()
     notify = NotifySocket(folder / f"{name}.sock")
     start = time.monotonic()
-    daemon = DaemonProcess.start(broker, pulse, workdir, notify.path)
+    daemon = DaemonProcess.start(broker, pulse, workdir, notify.path, settings)
     try:
         ready = notify.wait_ready(timeout=60)
         if ready is None or daemon.proc.poll() is not None:
@@ -427,14 +435,19 @@ def docker_images() -> dict[str, str] | str:
 
 
 def run_live(
-    clips: list[Clip], utterances: int, idle_s: float, ready_starts: int
+    clips: list[Clip],
+    utterances: int,
+    idle_s: float,
+    ready_starts: int,
+    settings: Sequence[str] = (),
 ) -> tuple[Latency | None, Footprint | None]:
     """One daemon does it all: READY, ``idle_s`` of silence, then the utterances; further
-    fresh starts only time READY. ``utterances`` 0 or ``idle_s`` 0 skips that part."""
+    fresh starts only time READY. ``utterances`` 0 or ``idle_s`` 0 skips that part.
+    ``settings`` (``KEY=VALUE``) go to every daemon as ``--set``."""
     latency: Latency | None = None
     footprint: Footprint | None = None
     with live_rig() as (broker, pulse, folder):
-        with running_daemon(broker, pulse, folder, "daemon0") as (daemon, ready_s):
+        with running_daemon(broker, pulse, folder, "daemon0", settings) as (daemon, ready_s):
             readies = [ready_s]
             if idle_s > 0:
                 time.sleep(3.0)  # MQTT connect, first health write: not idle yet
@@ -454,7 +467,7 @@ def run_live(
                     footprint.peak_rss_mb = memory["peak_rss_mb"]
         if footprint is not None:
             for i in range(1, ready_starts):
-                with running_daemon(broker, pulse, folder, f"daemon{i}") as (_, seconds):
+                with running_daemon(broker, pulse, folder, f"daemon{i}", settings) as (_, seconds):
                     readies.append(seconds)
             footprint.images = docker_images()
     return latency, footprint

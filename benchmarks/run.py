@@ -2,6 +2,7 @@
 
     python -m benchmarks.run [--quick] [--sections files,latency,footprint,memory,precision]
         [--rounds N] [--utterances N] [--idle-seconds S] [--ready-starts N]
+        [--daemon-set KEY=VALUE]...
         [--out benchmarks/results/latest.json] [--plot PNG]
 
 Sections: ``files`` (edge-asr vs sherpa-onnx vs the floor vs pocketsphinx on the same clips),
@@ -83,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ready-starts", type=int, default=3, help="footprint: daemon starts timed (default 3)"
     )
+    parser.add_argument(
+        "--daemon-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="latency, footprint: a daemon setting, e.g. audio.block_ms=32 (repeatable)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     parser.add_argument("--plot", type=Path, help="PNG to draw (default: --out with .png)")
     parser.add_argument("--cache", type=Path, default=HERE / ".cache")
@@ -102,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         clips = clips[:: max(1, len(clips) // 6)]
     info = machine_info()
     print(f"{info['cpu']} ({info['machine']}, {info['cores']} cores), {info['date']}")
-    report: dict[str, object] = {"machine": info}
+    report: dict[str, object] = {"machine": info, "daemon_settings": args.daemon_set}
     if "files" in sections:
         report["files"] = files_section(clips, args.rounds, pocketsphinx=not args.quick)
     if "latency" in sections or "footprint" in sections:
@@ -111,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             args.utterances if "latency" in sections else 0,
             args.idle_seconds if "footprint" in sections else 0,
             args.ready_starts,
+            args.daemon_set,
         )
         if latency is not None:
             report["latency"] = print_latency(latency)
