@@ -96,6 +96,7 @@ target "gpu" {
   args = {
     BASE_IMAGE       = "nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04"
     ORT_PACKAGE      = "onnxruntime-gpu"
+    ONNX_PROVIDER    = "CUDAExecutionProvider"
     ORT_VERSION      = "1.32.0"
     BUILD_APT        = "gcc=4:13.2.0-7ubuntu1 libc6-dev=2.39-0ubuntu8.6 pkg-config=1.8.1-2build1 libsystemd-dev=255.4-1ubuntu8.10 python3-venv=3.12.3-0ubuntu2 python3-dev=3.12.3-0ubuntu2"
     PYTHON_DEV_APT   = ""
