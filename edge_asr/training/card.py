@@ -232,7 +232,7 @@ Speaker and microphone augmentation, on the cached log-mel features of each batc
   training; flite's kal and kal16 come from the same diphone database as festival's kal_diphone (not used in
   training). awb and rms are the speakers truly never heard.
 - alsa-utils: the 8 channel-test recordings in `/usr/share/sounds/alsa/` ("front left", "rear center", …; one
-  real human voice, 48 kHz stereo read as the runtime reads files: downmixed to mono, quiet context added,
+  real human voice, 48 kHz mono, read as the runtime reads files: downmixed if stereo, quiet context added,
   resampled to 16 kHz). Transcript = file name; Noise.wav is skipped. Evaluation only, when installed.
 - asterisk: 20 % of the prompts (fixed by the seed).
 - Evaluation sentences are generated with different seeds from the training sentences (the templates are shared,
