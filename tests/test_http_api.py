@@ -633,3 +633,22 @@ def test_requests_over_max_pending_get_503_and_the_first_still_completes(
     finally:
         release.set()
         assert svc.stop() == 0, svc.log
+
+
+def test_limits_come_from_the_settings_and_flags_override_them(
+    tmp_path: Path, test_model: ModelUnderTest, kitchen: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("http:\n  max_upload_mb: 0.01\n  max_pending: 3\n", encoding="utf-8")
+    body = kitchen.read_bytes()
+    assert len(body) > 10_000
+    svc = start_service(tmp_path, test_model.path, "--config", str(config))
+    try:
+        assert httpx.post(svc.url + "/transcribe", content=body).status_code == 413
+    finally:
+        assert svc.stop() == 0, svc.log
+    svc = start_service(tmp_path, test_model.path, "--config", str(config), "--max-upload-mb", "10")
+    try:
+        assert httpx.post(svc.url + "/transcribe", content=body).status_code == 200
+    finally:
+        assert svc.stop() == 0, svc.log
