@@ -13,7 +13,7 @@ import numpy as np
 import onnxruntime as ort
 import soundfile as sf
 
-from edge_asr.asr.features import compute_fbank
+from edge_asr.asr.features import SAMPLE_RATE, compute_fbank, with_quiet_context
 from edge_asr.asr.scoring import wer
 from edge_asr.asr.tokens import TokenTable
 from edge_asr.training.data import FeatureSet
@@ -55,7 +55,10 @@ def score_set(
     mask = letter_mask(table)
     refs, free, constrained, in_vocab = [], [], [], []
     for audio, item in zip(fs.audio, fs.items, strict=True):
-        lp = model.log_probs(audio.astype(np.float32) / 32768.0)
+        # As the recognizer does: quiet context added where the audio lacks it (the
+        # synthesized sets have it already; recordings such as the asterisk prompts may not).
+        samples, _ = with_quiet_context(audio.astype(np.float32) / 32768.0, SAMPLE_RATE)
+        lp = model.log_probs(samples)
         refs.append(item["text"])
         free.append(greedy(lp, table))
         constrained.append(greedy(lp, table, mask))
