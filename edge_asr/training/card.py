@@ -251,8 +251,9 @@ the time budget than on an idle machine). {_budget_text(tr)} {_resume_text(tr)}{
 Greedy = free CTC greedy decoding (may spell out-of-vocabulary words letter by letter);
 vocab = greedy with the letter tokens masked, so only vocabulary words can be output (the runtime's grammar decoder
 constrains further). fp32 = the exported float model, int8 = this bundle. Evaluation audio is clean, with 0.25 s of
-near-silence at both ends (asterisk prompts as recorded), except the noisy set. Scored batch-1 with onnxruntime on
-features recomputed from the 16-bit audio, as at run time. The training-voice set also chose the blank calibration,
+near-silence at both ends (recordings as recorded), except the noisy set. Scored batch-1 with onnxruntime on
+features recomputed from the 16-bit audio, as at run time, including the quiet context the recognizer adds to audio
+with less than 0.25 s of quiet at an end (it changes only recordings cut tight). The training-voice set also chose the blank calibration,
 so its score is slightly optimistic.
 
 {_wer_table(m["wer"], per_voice=False)}
