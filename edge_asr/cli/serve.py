@@ -10,7 +10,7 @@ from typing import Any
 from edge_asr.cli.services import (
     add_service_arguments,
     bad_setup,
-    given,
+    flags_given,
     load_recognizer,
     missing_extra,
     port_number,
@@ -77,12 +77,13 @@ def run(args: argparse.Namespace) -> int:
         sock = bind_socket(host, port)
     except EdgeAsrError as e:
         return bad_setup(str(e))
-    limits = HttpLimits(
-        max_upload_bytes=int(given(args.max_upload_mb, http.max_upload_mb) * 1e6),
-        max_duration_s=given(args.max_duration, http.max_duration_s),
-        workers=given(args.workers, http.workers),
-        max_pending=given(args.max_pending, http.max_pending),
-    )
+    flags = {
+        "max_upload_mb": args.max_upload_mb,
+        "max_duration_s": args.max_duration,
+        "workers": args.workers,
+        "max_pending": args.max_pending,
+    }
+    limits = HttpLimits.from_settings(http.model_copy(update=flags_given(flags)))
     model = f"{recognizer.model_name} {recognizer.model_version}"
     app = create_app(
         recognizer,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from edge_asr.cli.transcribe import add_model_arguments, positive_int
 
@@ -40,6 +40,11 @@ def add_service_arguments(parser: argparse.ArgumentParser, section: str) -> None
 def given(flag: T | None, setting: T) -> T:
     """A flag's value if it was given, else the setting's."""
     return setting if flag is None else flag
+
+
+def flags_given(flags: dict[str, Any]) -> dict[str, Any]:
+    """The flags given (not None), by setting name: an update for a settings section."""
+    return {key: value for key, value in flags.items() if value is not None}
 
 
 def port_number(text: str) -> int:

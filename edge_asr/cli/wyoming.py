@@ -8,7 +8,7 @@ from typing import Any
 from edge_asr.cli.services import (
     add_service_arguments,
     bad_setup,
-    given,
+    flags_given,
     load_recognizer,
     missing_extra,
 )
@@ -56,7 +56,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(args.config)
-        wyoming = settings.wyoming
+        flags = {
+            "max_duration_s": args.max_duration,
+            "workers": args.workers,
+            "max_clients": args.max_clients,
+        }
+        wyoming = settings.wyoming.model_copy(update=flags_given(flags))
         uri = args.uri or wyoming.uri
         recognizer = load_recognizer(args, settings)
         sock = listen_socket(uri)
@@ -64,11 +69,7 @@ def run(args: argparse.Namespace) -> int:
         return bad_setup(str(e))
     server = WyomingServer(
         recognizer,
-        WyomingLimits(
-            max_duration_s=given(args.max_duration, wyoming.max_duration_s),
-            workers=given(args.workers, wyoming.workers),
-            max_clients=given(args.max_clients, wyoming.max_clients),
-        ),
+        WyomingLimits.from_settings(wyoming),
         streaming=wyoming.streaming and not args.no_streaming,
     )
 

@@ -127,12 +127,7 @@ class HttpService:
         except ImportError as e:
             raise _missing_extra("http", "http", e) from None
         token = settings.read_token()
-        limits = HttpLimits(
-            max_upload_bytes=int(settings.max_upload_mb * 1e6),
-            max_duration_s=settings.max_duration_s,
-            workers=settings.workers,
-            max_pending=settings.max_pending,
-        )
+        limits = HttpLimits.from_settings(settings)
         app = create_app(recognizer, lambda: readiness(daemon), metrics, token, limits)
         try:
             sock = bind_socket(settings.host, settings.port)
@@ -188,11 +183,7 @@ class WyomingService:
             sock = listen_socket(settings.uri)
         except ConfigError as e:
             raise ConfigError(f"wyoming.uri: {e}") from None
-        limits = WyomingLimits(
-            max_duration_s=settings.max_duration_s,
-            workers=settings.workers,
-            max_clients=settings.max_clients,
-        )
+        limits = WyomingLimits.from_settings(settings)
         server = WyomingServer(recognizer, limits, streaming=settings.streaming, metrics=metrics)
         return cls(server, settings.uri, sock)
 

@@ -33,6 +33,7 @@ from edge_asr.asr.recognizer import Recognizer, Transcript
 from edge_asr.audio.files import read_audio_bytes
 from edge_asr.errors import AudioError, AudioFormatError, AudioTooLongError, ConfigError
 from edge_asr.service.metrics import Metrics
+from edge_asr.settings import HttpSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,15 @@ class HttpLimits:
     workers: int = 1  # transcriptions at once; more requests wait for a free worker
     # Requests being uploaded, waiting or transcribed at once; more get 503 (bounds memory).
     max_pending: int = 8
+
+    @classmethod
+    def from_settings(cls, settings: HttpSettings) -> HttpLimits:
+        return cls(
+            max_upload_bytes=int(settings.max_upload_mb * 1e6),
+            max_duration_s=settings.max_duration_s,
+            workers=settings.workers,
+            max_pending=settings.max_pending,
+        )
 
 
 class ModelInfo(BaseModel):

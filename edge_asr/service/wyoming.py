@@ -37,6 +37,7 @@ from edge_asr.errors import ConfigError, EdgeAsrError
 if TYPE_CHECKING:
     from edge_asr.asr.recognizer import Transcript as AsrTranscript
     from edge_asr.service.metrics import Metrics
+    from edge_asr.settings import WyomingSettings
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,14 @@ class WyomingLimits:
     max_payload_bytes: int = 1024 * 1024  # one event's binary payload (an audio chunk)
     workers: int = 1  # transcriptions at once; more wait for a free worker
     max_clients: int = 8  # connections at once; more get an error event and are closed
+
+    @classmethod
+    def from_settings(cls, settings: WyomingSettings) -> WyomingLimits:
+        return cls(
+            max_duration_s=settings.max_duration_s,
+            workers=settings.workers,
+            max_clients=settings.max_clients,
+        )
 
 
 class ProtocolError(EdgeAsrError):
