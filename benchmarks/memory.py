@@ -23,7 +23,7 @@ STEPS: tuple[tuple[str, str], ...] = (
     (
         "built-in model session (warmed up)",
         "from edge_asr.asr.recognizer import Recognizer\nrec = Recognizer.load()",
-    ),  # fmt: skip
+    ),
     ("Silero VAD session", "from edge_asr.audio.vad import SileroVad\nvad = SileroVad()"),
     ("recognizing a 10 s utterance", "rec.transcribe(numpy.zeros(160000, numpy.float32), 16000)"),
     ("the rest of the daemon's modules", "import edge_asr.app"),

@@ -98,7 +98,7 @@ def with_quiet_context(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarra
 def _noise_floor(samples: np.ndarray, sample_rate: int) -> float:
     """RMS of the quietest 10 ms of ``samples``: the room's noise when speech fills the rest."""
     n = max(1, sample_rate // 100)
-    frames = samples[: samples.size // n * n].reshape(-1, n) if samples.size >= n else None
-    if frames is None:
+    if samples.size < n:
         return 0.0
-    return float(np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1)).min())
+    frames = samples[: samples.size // n * n].reshape(-1, n).astype(np.float64)
+    return float(np.sqrt(np.mean(frames**2, axis=1)).min())

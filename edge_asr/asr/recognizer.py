@@ -167,7 +167,7 @@ class Recognizer:
         log_probs: np.ndarray,
         duration_s: float,
         started: float,
-        added_s: float = 0.0,
+        added_s: float,
     ) -> Transcript:
         table = self.bundle.tokens
         text = " ".join(hyp.words) if hyp.words is not None else table.decode(hyp.token_ids)

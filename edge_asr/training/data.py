@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from edge_asr.asr.features import SAMPLE_RATE, compute_fbank, with_quiet_context
+from edge_asr.asr.features import SAMPLE_RATE, compute_fbank
 from edge_asr.audio.files import read_audio
 from edge_asr.training import synth
 from edge_asr.training.augment import Augmenter, pad_clean
@@ -197,9 +197,9 @@ def plan_eval(
 def alsa_real_set(folder: Path = ALSA_SOUNDS) -> FeatureSet | None:
     """The alsa-utils channel-test recordings as an evaluation set (None when not installed).
 
-    Read as the runtime reads a file: downmixed to mono, quiet context added, resampled to
-    16 kHz. The transcript is the file name ("Front_Left.wav" -> "front left"); Noise.wav is
-    not speech and is skipped.
+    Read as the runtime reads a file: downmixed to mono, resampled to 16 kHz (scoring adds the
+    quiet context, as for every set). The transcript is the file name ("Front_Left.wav" ->
+    "front left"); Noise.wav is not speech and is skipped.
     """
     wavs = sorted(p for p in folder.glob("*_*.wav")) if folder.is_dir() else []
     if not wavs:
@@ -211,7 +211,7 @@ def alsa_real_set(folder: Path = ALSA_SOUNDS) -> FeatureSet | None:
     items: list[dict[str, str]] = []
     for path in wavs:
         sound = read_audio(path)
-        x, _ = with_quiet_context(sound.samples, sound.sample_rate)
+        x = sound.samples
         if sound.sample_rate != SAMPLE_RATE:
             x = soxr.resample(x, sound.sample_rate, SAMPLE_RATE, quality="HQ")
         kept = np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
