@@ -46,7 +46,7 @@ Readiness = Callable[[], tuple[bool, str]]
 class HttpLimits:
     """What one request may ask of the service."""
 
-    max_upload_bytes: int = 25 * 1024 * 1024
+    max_upload_bytes: int = 25_000_000  # http.max_upload_mb's default, 25 MB
     max_duration_s: float = 300.0
     workers: int = 1  # transcriptions at once; more requests wait for a free worker
     # Requests being uploaded, waiting or transcribed at once; more get 503 (bounds memory).
