@@ -44,12 +44,22 @@ def main(argv: list[str] | None = None) -> int:
         default=2,
         help="torch CPU threads for training (1 on a machine shared with other work)",
     )
+    parser.add_argument(
+        "--voice-change",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="full run: share of training speech made into another speaker with Praat's "
+        "Change gender (needs praat-parselmouth; work folder full-vcP)",
+    )
     args = parser.parse_args(argv)
+    if not 0.0 <= args.voice_change <= 1.0:
+        parser.error(f"--voice-change must be between 0 and 1, not {args.voice_change:g}")
 
     if args.smoke:
         cfg = smoke_config(args.seed, args.max_minutes, args.threads)
     else:
-        cfg = full_config(args.seed, args.max_minutes, args.steps, args.threads)
+        cfg = full_config(args.seed, args.max_minutes, args.steps, args.threads, args.voice_change)
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")

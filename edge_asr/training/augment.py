@@ -1,7 +1,9 @@
-"""Waveform augmentation: speed, reverb, telephone band, silence padding, noise, gain."""
+"""Waveform augmentation: voice change, speed, reverb, telephone band, silence padding, noise,
+gain."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,6 +59,43 @@ def _fft_convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
     return y.astype(np.float32)
 
 
+def change_voice(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    formant_ratio: tuple[float, float] = (0.84, 1.2),
+    pitch_hz: tuple[float, float] = (85.0, 260.0),
+    pitch_range: tuple[float, float] = (0.6, 1.6),
+    keep_pitch: float = 0.25,
+) -> np.ndarray:
+    """The utterance as another speaker might say it: Praat's "Change gender" (PSOLA).
+
+    Formants are scaled by a random ratio (vocal-tract length), the pitch median moved to a
+    random value (kept with probability ``keep_pitch``) and the pitch range scaled; timing stays.
+    Needs praat-parselmouth (the ``[train]`` extra). Audio Praat can't analyse (no voiced
+    frames) comes back unchanged.
+    """
+    import parselmouth
+    from parselmouth.praat import call, run
+
+    ratio = float(np.exp(rng.uniform(np.log(formant_ratio[0]), np.log(formant_ratio[1]))))
+    median = 0.0 if rng.random() < keep_pitch else float(np.exp(rng.uniform(*np.log(pitch_hz))))
+    spread = float(rng.uniform(*pitch_range))
+    seed = int(rng.integers(2**31))
+    sound = parselmouth.Sound(x.astype(np.float64), sampling_frequency=SAMPLE_RATE)
+    # Praat draws random numbers too: seed them from ``rng`` so the result repeats.
+    run(f"random_initializeWithSeedUnsafelyButPredictably ({seed})")
+    try:
+        with warnings.catch_warnings():  # "no voiced segments found": fine, it stays as it is
+            warnings.simplefilter("ignore", parselmouth.PraatWarning)
+            changed = call(sound, "Change gender", 75, 600, ratio, median, spread, 1.0)
+    except parselmouth.PraatError:
+        return x
+    finally:
+        run("random_initializeSafelyAndUnpredictably ()")
+    y = np.asarray(changed.values[0], np.float32)
+    return y if np.all(np.isfinite(y)) else x
+
+
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) if len(x) else 0.0
 
@@ -90,10 +129,17 @@ class Augmenter:
         return colored_noise(n, "pink" if kind == "babble" else kind, rng)
 
     def __call__(
-        self, x: np.ndarray, rng: np.random.Generator, telephone: bool = False
+        self,
+        x: np.ndarray,
+        rng: np.random.Generator,
+        telephone: bool = False,
+        voice_change: bool = False,
     ) -> np.ndarray:
-        """Augmented copy of ``x``; ``telephone`` marks audio already at 8 kHz bandwidth."""
+        """Augmented copy of ``x``; ``telephone`` marks audio already at 8 kHz bandwidth,
+        ``voice_change`` makes another speaker of it first (``change_voice``)."""
         x = x.astype(np.float32)
+        if voice_change and len(x):
+            x = change_voice(x, rng)
         if len(x) and rng.random() < self.p_speed:
             factor = rng.uniform(0.9, 1.1)
             x = soxr.resample(x, SAMPLE_RATE * factor, SAMPLE_RATE).astype(np.float32)

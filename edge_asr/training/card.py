@@ -138,6 +138,14 @@ def render(m: dict[str, Any]) -> str:
     model, tr, data = m["model"], m["training"], m["data"]
     words = load_vocabulary()
     parity = m["sherpa_onnx_parity"]
+    share = float(data["plan"].get("voice_change", 0.0))
+    voice_change = (
+        f"\nBefore all that, {share:.0%} of the training speech was made into another speaker with "
+        "Praat's Change gender (PSOLA, via praat-parselmouth): formants scaled by 0.84–1.2, pitch median "
+        "moved to 85–260 Hz (kept in a quarter of the cases), pitch range scaled by 0.6–1.6."
+        if share > 0
+        else ""
+    )
     if not parity["sherpa_onnx_loaded"]:
         parity_text = "sherpa-onnx could not load or run the model (see the training log)."
     elif parity["identical"]:
@@ -213,7 +221,7 @@ int8 {model["int8_bytes"] / 1e6:.2f} MB.
 Speed perturbation 0.9–1.1 (p 0.6, soxr resampling, also shifts pitch); synthetic exponentially decaying
 room impulse responses RT60 0.15–0.8 s (p 0.3); telephone band (8 kHz and back, p 0.15; asterisk audio already is);
 0.1–1 s of silence at both ends (skewed short, mean ≈ 0.4 s); additive white/pink/brown/mains-hum/babble noise at 5–30 dB SNR (p 0.75);
-gain −20…+6 dB without clipping; SpecAugment (2 frequency masks ≤ 12 bins, 2 time masks ≤ 5 %).
+gain −20…+6 dB without clipping; SpecAugment (2 frequency masks ≤ 12 bins, 2 time masks ≤ 5 %).{voice_change}
 
 Speaker and microphone augmentation, on the cached log-mel features of each batch before SpecAugment
 (so the synthesized data is reused and the runtime front end is unchanged), each with p 0.5 per utterance:

@@ -49,6 +49,7 @@ class DataPlan:
     eval_train_voices: int
     asterisk_max_train: int | None = None
     asterisk_max_eval: int | None = None
+    voice_change: float = 0.0  # share of training speech made into another speaker (PSOLA)
 
 
 @dataclass
@@ -129,6 +130,15 @@ def plan_train(plan: DataPlan, gen: SentenceGenerator, seed: int) -> list[tuple[
             )
     for _ in range(plan.noise):
         out.append((Utterance("noise", "", "", rng.getrandbits(31)), "noise"))
+    if plan.voice_change > 0:
+        # Its own random stream: every utterance is otherwise the same as without it.
+        pick = random.Random(seed + 99)
+        out = [
+            (replace(u, voice_change=True), g)
+            if u.engine != "noise" and pick.random() < plan.voice_change
+            else (u, g)
+            for u, g in out
+        ]
     rng.shuffle(out)
     return out
 
@@ -252,7 +262,7 @@ def _render_chunk(
             elif utt.augment:
                 if utt.engine not in ("noise",) and len(x):
                     aug.remember(x)
-                x = aug(x, rng, telephone=utt.engine == "asterisk")
+                x = aug(x, rng, telephone=utt.engine == "asterisk", voice_change=utt.voice_change)
                 kept = None
             else:
                 x = pad_clean(x, rng) if utt.engine != "asterisk" else x

@@ -51,9 +51,12 @@ class RunConfig:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def full_config(seed: int, max_minutes: float, steps: int = 8000, threads: int = 2) -> RunConfig:
+def full_config(
+    seed: int, max_minutes: float, steps: int = 8000, threads: int = 2, voice_change: float = 0.0
+) -> RunConfig:
     return RunConfig(
-        name="full",
+        # Another recipe, another cache: its data and checkpoints live in their own folder.
+        name="full" if voice_change == 0 else f"full-vc{voice_change:g}",
         data=data.DataPlan(
             espeak=24000,
             festival_per_voice=2000,
@@ -61,6 +64,7 @@ def full_config(seed: int, max_minutes: float, steps: int = 8000, threads: int =
             noise=800,
             eval_per_voice=60,
             eval_train_voices=200,
+            voice_change=voice_change,
         ),
         train=TrainConfig(steps=steps, max_minutes=max_minutes, threads=threads, seed=seed),
         conv_channels=32,

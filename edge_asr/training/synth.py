@@ -56,6 +56,7 @@ class Utterance:
     pitch: int = 50  # espeak 0..99
     augment: bool = True
     noisy_eval: bool = False  # evaluation copy with noise and reverb (audio kept)
+    voice_change: bool = False  # training copy made into another speaker (augment.change_voice)
 
 
 def _to_16k(samples: np.ndarray, rate: int) -> np.ndarray:

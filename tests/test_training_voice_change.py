@@ -1,0 +1,87 @@
+"""Voice change (Praat's Change gender) as a training augmentation, and its share in the plan."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+parselmouth = pytest.importorskip("parselmouth", reason="needs the [train] extra")
+
+from edge_asr.asr.features import SAMPLE_RATE  # noqa: E402
+from edge_asr.training import data, synth  # noqa: E402
+from edge_asr.training.augment import change_voice  # noqa: E402
+from edge_asr.training.text import SentenceGenerator, load_vocabulary  # noqa: E402
+
+
+def vowel(f0: float, seconds: float = 1.0) -> np.ndarray:
+    """A steady voiced sound: harmonics of ``f0`` shaped by two formant-like peaks."""
+    t = np.arange(int(SAMPLE_RATE * seconds)) / SAMPLE_RATE
+    x = np.zeros_like(t)
+    for k in range(1, int(4000 / f0)):
+        f = k * f0
+        gain = np.exp(-(((f - 700) / 200) ** 2)) + 0.5 * np.exp(-(((f - 1200) / 250) ** 2)) + 0.02
+        x += gain * np.sin(2 * np.pi * f * t)
+    return (0.3 * x / np.max(np.abs(x))).astype(np.float32)
+
+
+def median_pitch(x: np.ndarray) -> float:
+    pitch = parselmouth.Sound(x.astype(np.float64), SAMPLE_RATE).to_pitch()
+    f0 = pitch.selected_array["frequency"]
+    return float(np.median(f0[f0 > 0]))
+
+
+def test_change_voice_moves_the_pitch_to_the_target_and_keeps_the_timing() -> None:
+    x = vowel(150.0)
+    assert median_pitch(x) == pytest.approx(150.0, rel=0.03)
+    y = change_voice(
+        x,
+        np.random.default_rng(0),
+        formant_ratio=(1.1, 1.1),
+        pitch_hz=(220.0, 220.0),
+        pitch_range=(1.0, 1.0),
+        keep_pitch=0.0,
+    )
+    assert y.dtype == np.float32 and np.all(np.isfinite(y))
+    assert abs(len(y) - len(x)) <= 0.01 * len(x)
+    assert median_pitch(y) == pytest.approx(220.0, rel=0.05)
+
+
+def test_change_voice_is_seeded() -> None:
+    x = vowel(120.0, 0.6)
+    a = change_voice(x, np.random.default_rng(7))
+    b = change_voice(x, np.random.default_rng(7))
+    c = change_voice(x, np.random.default_rng(8))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_change_voice_passes_unvoiced_audio_through_usable() -> None:
+    noise = (0.05 * np.random.default_rng(1).standard_normal(SAMPLE_RATE)).astype(np.float32)
+    y = change_voice(noise, np.random.default_rng(2))
+    assert np.all(np.isfinite(y)) and abs(len(y) - len(noise)) <= 0.01 * len(noise)
+
+
+@pytest.mark.skipif(
+    not synth.ASTERISK_TRANSCRIPTS.exists(), reason="needs Debian asterisk-core-sounds-en"
+)
+def test_plan_marks_its_share_for_a_voice_change_and_changes_nothing_else() -> None:
+    plan = data.DataPlan(
+        espeak=400,
+        festival_per_voice=50,
+        asterisk_copies=1,
+        noise=50,
+        eval_per_voice=1,
+        eval_train_voices=1,
+        asterisk_max_train=20,
+    )
+    gen = SentenceGenerator(load_vocabulary())
+    base = data.plan_train(plan, gen, seed=3)
+    changed = data.plan_train(replace(plan, voice_change=0.4), gen, seed=3)
+    assert not any(u.voice_change for u, _ in base)
+    assert [(replace(u, voice_change=False), g) for u, g in changed] == base
+    speech = [u for u, _ in changed if u.engine != "noise"]
+    share = sum(u.voice_change for u in speech) / len(speech)
+    assert 0.33 < share < 0.47
+    assert not any(u.voice_change for u, _ in changed if u.engine == "noise")
