@@ -316,14 +316,16 @@ def _resumes(train_log: Path) -> list[dict[str, float]]:
 
 
 def _dev_set(evals: dict[str, data.FeatureSet]) -> data.FeatureSet:
-    """Every other utterance of the held-out espeak and flite sets, interleaved."""
+    """Every other utterance of the held-out espeak and flite sets, interleaved (so the first
+    utterances the progress log scores are of both engines)."""
     parts = [evals["espeak_heldout"], evals["flite_heldout"]]
     feats, items, lens = [], [], []
-    for fs in parts:
-        for i in range(0, len(fs), 2):
-            f = fs.features(i)
-            feats.append(f)
-            lens.append(len(f))
-            items.append(fs.items[i])
+    for i in range(0, max(len(fs) for fs in parts), 2):
+        for fs in parts:
+            if i < len(fs):
+                f = fs.features(i)
+                feats.append(f)
+                lens.append(len(f))
+                items.append(fs.items[i])
     offsets = np.array([0, *lens], np.int64).cumsum()
     return data.FeatureSet(np.concatenate(feats), offsets, items)
