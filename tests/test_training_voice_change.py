@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +14,7 @@ parselmouth = pytest.importorskip("parselmouth", reason="needs the [train] extra
 
 from edge_asr.asr.features import SAMPLE_RATE  # noqa: E402
 from edge_asr.training import data, synth  # noqa: E402
-from edge_asr.training.augment import change_voice  # noqa: E402
+from edge_asr.training.augment import _pitch_in_bounds, change_voice  # noqa: E402
 from edge_asr.training.text import SentenceGenerator, load_vocabulary  # noqa: E402
 
 
@@ -85,3 +88,43 @@ def test_plan_marks_its_share_for_a_voice_change_and_changes_nothing_else() -> N
     share = sum(u.voice_change for u in speech) / len(speech)
     assert 0.33 < share < 0.47
     assert not any(u.voice_change for u, _ in changed if u.engine == "noise")
+
+
+def test_a_range_change_that_would_take_the_pitch_too_low_is_not_made() -> None:
+    f0 = np.array([70.0, 80.0, 100.0, 120.0, 140.0])
+    assert not _pitch_in_bounds(f0, median=0.0, spread=1.6)  # 70 Hz would go below 60
+    assert _pitch_in_bounds(f0, median=0.0, spread=1.0)
+    assert not _pitch_in_bounds(f0, median=400.0, spread=1.0)  # 140 Hz * 4 is above 450
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+@pytest.mark.timeout(30, method="thread")  # a hang is inside Praat: only a thread can see it
+def test_change_voice_returns_on_a_low_voice_with_a_wide_range(tmp_path: Path) -> None:
+    # Praat's Change gender never returns on this low espeak-ng voice with its pitch range
+    # scaled by 1.6; such a range change is not made.
+    wav = tmp_path / "low.wav"
+    subprocess.run(
+        [
+            "espeak-ng",
+            "-v",
+            "en-us-nyc",
+            "-s",
+            "154",
+            "-p",
+            "24",
+            "-w",
+            str(wav),
+            "what time is it",
+        ],
+        check=True,
+        timeout=30,
+    )
+    x = synth._read_wav(wav)
+    y = change_voice(
+        x,
+        np.random.default_rng(0),
+        formant_ratio=(1.0, 1.0),
+        pitch_range=(1.6, 1.6),
+        keep_pitch=1.0,
+    )
+    assert np.all(np.isfinite(y)) and abs(len(y) - len(x)) <= 0.01 * len(x)

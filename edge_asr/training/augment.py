@@ -64,15 +64,16 @@ def change_voice(
     rng: np.random.Generator,
     formant_ratio: tuple[float, float] = (0.84, 1.2),
     pitch_hz: tuple[float, float] = (85.0, 260.0),
-    pitch_range: tuple[float, float] = (0.6, 1.6),
+    pitch_range: tuple[float, float] = (0.7, 1.3),
     keep_pitch: float = 0.25,
 ) -> np.ndarray:
     """The utterance as another speaker might say it: Praat's "Change gender" (PSOLA).
 
     Formants are scaled by a random ratio (vocal-tract length), the pitch median moved to a
     random value (kept with probability ``keep_pitch``) and the pitch range scaled; timing stays.
-    Needs praat-parselmouth (the ``[train]`` extra). Audio Praat can't analyse (no voiced
-    frames) comes back unchanged.
+    A change that would take the pitch out of 60-450 Hz keeps the range instead (Praat can
+    loop for ever on far too low pitch). Needs praat-parselmouth (the ``[train]`` extra).
+    Audio Praat can't analyse (no voiced frames) comes back unchanged.
     """
     import parselmouth
     from parselmouth.praat import call, run
@@ -82,18 +83,41 @@ def change_voice(
     spread = float(rng.uniform(*pitch_range))
     seed = int(rng.integers(2**31))
     sound = parselmouth.Sound(x.astype(np.float64), sampling_frequency=SAMPLE_RATE)
-    # Praat draws random numbers too: seed them from ``rng`` so the result repeats.
-    run(f"random_initializeWithSeedUnsafelyButPredictably ({seed})")
-    try:
-        with warnings.catch_warnings():  # "no voiced segments found": fine, it stays as it is
-            warnings.simplefilter("ignore", parselmouth.PraatWarning)
+    with warnings.catch_warnings():  # "no voiced segments found": fine, it stays as it is
+        warnings.simplefilter("ignore", parselmouth.PraatWarning)
+        f0 = sound.to_pitch(pitch_floor=75.0, pitch_ceiling=600.0).selected_array["frequency"]
+        f0 = f0[f0 > 0]
+        if len(f0) == 0:
+            return x
+        if not _pitch_in_bounds(f0, median, spread):
+            spread = 1.0
+            if not _pitch_in_bounds(f0, median, spread):
+                median = 0.0
+        # Praat draws random numbers too: seed them from ``rng`` so the result repeats.
+        run(f"random_initializeWithSeedUnsafelyButPredictably ({seed})")
+        try:
             changed = call(sound, "Change gender", 75, 600, ratio, median, spread, 1.0)
-    except parselmouth.PraatError:
-        return x
-    finally:
-        run("random_initializeSafelyAndUnpredictably ()")
+        except parselmouth.PraatError:
+            return x
+        finally:
+            run("random_initializeSafelyAndUnpredictably ()")
     y = np.asarray(changed.values[0], np.float32)
     return y if np.all(np.isfinite(y)) else x
+
+
+def _pitch_in_bounds(
+    f0: np.ndarray, median: float, spread: float, lo: float = 60.0, hi: float = 450.0
+) -> bool:
+    """Whether moving the median of ``f0`` to ``median`` (0: kept) and scaling its range by
+    ``spread`` keeps nearly all of it within lo..hi, whether the range scales in Hz or in
+    semitones."""
+    old = float(np.median(f0))
+    new = median or old
+    shifted = f0 * (new / old)
+    in_hz = new + (shifted - new) * spread
+    in_semitones = new * (shifted / new) ** spread
+    low, high = np.percentile(np.concatenate([in_hz, in_semitones]), [1, 99])
+    return bool(low >= lo and high <= hi)
 
 
 def _rms(x: np.ndarray) -> float:

@@ -142,7 +142,7 @@ def render(m: dict[str, Any]) -> str:
     voice_change = (
         f"\nBefore all that, {share:.0%} of the training speech was made into another speaker with "
         "Praat's Change gender (PSOLA, via praat-parselmouth): formants scaled by 0.84–1.2, pitch median "
-        "moved to 85–260 Hz (kept in a quarter of the cases), pitch range scaled by 0.6–1.6."
+        "moved to 85–260 Hz (kept in a quarter of the cases), pitch range scaled by 0.7–1.3 (kept where that would take the pitch out of 60–450 Hz)."
         if share > 0
         else ""
     )
