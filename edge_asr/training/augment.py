@@ -59,19 +59,28 @@ def _fft_convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
     return y.astype(np.float32)
 
 
+# change_voice's random draws (the model card quotes them): formant ratio, new pitch median
+# (Hz), pitch range factor, the chance the median is kept; and where the pitch must stay (Hz).
+VOICE_FORMANT_RATIO = (0.84, 1.2)
+VOICE_PITCH_HZ = (85.0, 260.0)
+VOICE_PITCH_RANGE = (0.7, 1.3)
+VOICE_KEEP_PITCH = 0.25
+VOICE_PITCH_BOUNDS = (60.0, 450.0)
+
+
 def change_voice(
     x: np.ndarray,
     rng: np.random.Generator,
-    formant_ratio: tuple[float, float] = (0.84, 1.2),
-    pitch_hz: tuple[float, float] = (85.0, 260.0),
-    pitch_range: tuple[float, float] = (0.7, 1.3),
-    keep_pitch: float = 0.25,
+    formant_ratio: tuple[float, float] = VOICE_FORMANT_RATIO,
+    pitch_hz: tuple[float, float] = VOICE_PITCH_HZ,
+    pitch_range: tuple[float, float] = VOICE_PITCH_RANGE,
+    keep_pitch: float = VOICE_KEEP_PITCH,
 ) -> np.ndarray:
     """The utterance as another speaker might say it: Praat's "Change gender" (PSOLA).
 
     Formants are scaled by a random ratio (vocal-tract length), the pitch median moved to a
     random value (kept with probability ``keep_pitch``) and the pitch range scaled; timing stays.
-    A change that would take the pitch out of 60-450 Hz keeps the range instead (Praat can
+    A change that would take the pitch out of VOICE_PITCH_BOUNDS keeps the range instead (Praat can
     loop for ever on far too low pitch). Needs praat-parselmouth (the ``[train]`` extra).
     Audio Praat can't analyse (no voiced frames) comes back unchanged.
     """
@@ -105,12 +114,11 @@ def change_voice(
     return y if np.all(np.isfinite(y)) else x
 
 
-def _pitch_in_bounds(
-    f0: np.ndarray, median: float, spread: float, lo: float = 60.0, hi: float = 450.0
-) -> bool:
+def _pitch_in_bounds(f0: np.ndarray, median: float, spread: float) -> bool:
     """Whether moving the median of ``f0`` to ``median`` (0: kept) and scaling its range by
-    ``spread`` keeps nearly all of it within lo..hi, whether the range scales in Hz or in
-    semitones."""
+    ``spread`` keeps nearly all of it within VOICE_PITCH_BOUNDS, whether the range scales in Hz
+    or in semitones."""
+    lo, hi = VOICE_PITCH_BOUNDS
     old = float(np.median(f0))
     new = median or old
     shifted = f0 * (new / old)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge_asr.training import augment
 from edge_asr.training.text import load_vocabulary
 
 GROUP_TITLES = {
@@ -134,6 +135,10 @@ def _real_voice_text(wer: dict[str, Any]) -> str:
     return f"Real speech is the weak spot: the int8 WER is {' and '.join(parts)} (tiny samples)."
 
 
+def _span(bounds: tuple[float, float], fmt: str = "g") -> str:
+    return f"{bounds[0]:{fmt}}–{bounds[1]:{fmt}}"
+
+
 def render(m: dict[str, Any]) -> str:
     model, tr, data = m["model"], m["training"], m["data"]
     words = load_vocabulary()
@@ -141,8 +146,11 @@ def render(m: dict[str, Any]) -> str:
     share = float(data["plan"].get("voice_change", 0.0))
     voice_change = (
         f"\nBefore all that, {share:.0%} of the training speech was made into another speaker with "
-        "Praat's Change gender (PSOLA, via praat-parselmouth): formants scaled by 0.84–1.2, pitch median "
-        "moved to 85–260 Hz (kept in a quarter of the cases), pitch range scaled by 0.7–1.3 (kept where that would take the pitch out of 60–450 Hz)."
+        "Praat's Change gender (PSOLA, via praat-parselmouth): formants scaled by "
+        f"{_span(augment.VOICE_FORMANT_RATIO)}, pitch median moved to "
+        f"{_span(augment.VOICE_PITCH_HZ, '.0f')} Hz (kept with p {augment.VOICE_KEEP_PITCH:g}), "
+        f"pitch range scaled by {_span(augment.VOICE_PITCH_RANGE)} (kept where that would take "
+        f"the pitch out of {_span(augment.VOICE_PITCH_BOUNDS, '.0f')} Hz)."
         if share > 0
         else ""
     )
