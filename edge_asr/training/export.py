@@ -49,9 +49,8 @@ def read_metadata(path: Path) -> dict[str, str]:
 
 
 def export_onnx(model: CtcModel, path: Path, opset: int = 17) -> None:
-    """fp32 ONNX with dynamic batch and time; the LSTM runs unpacked (batch 1 is exact)."""
+    """fp32 ONNX with dynamic batch and time; exact for every utterance of a padded batch."""
     m = copy.deepcopy(model).eval()
-    m.pack = False
     x = torch.randn(1, 123, FEATURE_DIM)
     x_lens = torch.tensor([123], dtype=torch.int64)
     torch.onnx.export(

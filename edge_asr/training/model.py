@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from edge_asr.asr.features import FEATURE_DIM
 
@@ -39,6 +38,40 @@ def _time_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
     return (steps < lengths.unsqueeze(1)).to(torch.float32)
 
 
+def reverse_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of (N, T, D) within its own length; padding frames stay in place."""
+    steps = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
+    last = lengths.unsqueeze(1) - 1
+    index = torch.where(steps <= last, last - steps, steps)
+    return torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[2]))
+
+
+class BiLstm(nn.Module):
+    """A stacked bidirectional LSTM that is exact on padded batches, without packing.
+
+    Each direction is its own one-layer LSTM; the backward one reads every sequence reversed
+    within its length, so padding only ever follows the valid frames, and a padded batch gives
+    the same outputs as each utterance alone. Packed sequences give that too but made training
+    2-2.5x slower on CPU.
+    """
+
+    def __init__(self, size: int, hidden: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        sizes = [size] + [2 * hidden] * (layers - 1)
+        self.forward_layers = nn.ModuleList(nn.LSTM(n, hidden, batch_first=True) for n in sizes)
+        self.backward_layers = nn.ModuleList(nn.LSTM(n, hidden, batch_first=True) for n in sizes)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers, strict=True)):
+            if i > 0:
+                x = self.dropout(x)
+            ahead, _ = fwd(x)
+            behind, _ = bwd(reverse_valid(x, lengths))
+            x = torch.cat([ahead, reverse_valid(behind, lengths)], dim=-1)
+        return x
+
+
 class CtcModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -52,18 +85,8 @@ class CtcModel(nn.Module):
         self.proj = nn.Linear(c * freq, config.hidden)
         self.norm = nn.LayerNorm(config.hidden)
         self.dropout = nn.Dropout(config.dropout)
-        self.lstm = nn.LSTM(
-            config.hidden,
-            config.hidden,
-            num_layers=config.layers,
-            batch_first=True,
-            bidirectional=True,
-            dropout=config.dropout if config.layers > 1 else 0.0,
-        )
+        self.lstm = BiLstm(config.hidden, config.hidden, config.layers, config.dropout)
         self.out = nn.Linear(2 * config.hidden, config.vocab_size)
-        # Training uses packed sequences (exact per utterance, like batch-1 inference);
-        # the ONNX export runs the LSTM on the padded tensor.
-        self.pack = True
 
     def set_cmvn(self, mean: np.ndarray, std: np.ndarray) -> None:
         self.cmvn_mean.copy_(torch.from_numpy(mean))
@@ -81,13 +104,7 @@ class CtcModel(nn.Module):
         x = x.permute(0, 2, 1, 3).reshape(n, t, c * f)
         x = self.dropout(self.norm(self.proj(x)))
         out_lens = output_lengths(x_lens)
-        if self.pack:
-            packed = pack_padded_sequence(x, out_lens.cpu(), batch_first=True, enforce_sorted=False)
-            y, _ = self.lstm(packed)
-            x, _ = pad_packed_sequence(y, batch_first=True, total_length=t)
-        else:
-            x, _ = self.lstm(x)
-        x = self.out(self.dropout(x))
+        x = self.out(self.dropout(self.lstm(x, out_lens)))
         return torch.log_softmax(x, dim=-1), out_lens
 
 

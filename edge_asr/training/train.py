@@ -212,7 +212,14 @@ def train(
     loss_avg = float("nan")
     if checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise SystemExit(
+                f"{checkpoint} holds another model layout ({first}); "
+                "delete it or train in another --work folder"
+            ) from None
         opt.load_state_dict(state["optimizer"])
         step, epoch, pos, elapsed = state["step"], state["epoch"], state["pos"], state["elapsed"]
         loss_avg = float(state.get("loss_avg", float("nan")))
