@@ -27,14 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-minutes",
         type=float,
-        default=60.0,
+        default=78.0,
         help="training time budget in minutes, counted over all invocations of the run "
         "(data, export and eval not counted); the cosine schedule ends at it or at --steps",
     )
     parser.add_argument(
         "--steps",
         type=int,
-        default=8000,
+        default=24000,
         help="planned updates of the full run; raising it continues a finished run "
         "(the learning rate warms back up along the cosine schedule)",
     )

@@ -52,7 +52,7 @@ class RunConfig:
 
 
 def full_config(
-    seed: int, max_minutes: float, steps: int = 8000, threads: int = 2, voice_change: float = 0.0
+    seed: int, max_minutes: float, steps: int = 24000, threads: int = 2, voice_change: float = 0.0
 ) -> RunConfig:
     return RunConfig(
         # Another recipe, another cache: its data and checkpoints live in their own folder.
