@@ -267,7 +267,8 @@ def _deliver(publish: Callable[[Any], None], message: TranscriptMessage | Partia
 
 class Heartbeat:
     """Keeps ``health.json`` in the state folder current and tells systemd how we are
-    (READY once audio flows, WATCHDOG only while healthy, STOPPING at shutdown)."""
+    (READY once audio flows or the source waits for a missing input device, WATCHDOG only
+    while healthy, STOPPING at shutdown)."""
 
     def __init__(
         self,
@@ -281,6 +282,7 @@ class Heartbeat:
         self._stop = threading.Event()
         self._write_failed = False
         self._ready = False
+        self._ready_lock = threading.Lock()
         self._last_status = ""
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
 
@@ -288,10 +290,15 @@ class Heartbeat:
         self._thread.start()
 
     def ready(self, status: str) -> None:
-        if self._notifier is not None:
-            self._notifier.ready(status)
-            self._notifier.start_watchdog(self.healthy)
-        self._ready = True
+        """Start-up is over (once; later changes reach systemd as STATUS)."""
+        with self._ready_lock:
+            if self._ready:
+                return
+            if self._notifier is not None:
+                self._notifier.ready(status)
+                self._notifier.start_watchdog(self.healthy)
+            self._last_status = status
+            self._ready = True
 
     def healthy(self) -> bool:
         return not self._report().problems(time.time())
@@ -317,6 +324,9 @@ class Heartbeat:
 
     def _write(self) -> None:
         report = self._report()
+        if report.input_problem and not report.stopping:
+            # Waiting for the microphone is where a service without one stays: start-up is over.
+            self.ready(report.status)
         if self._ready and self._notifier is not None and report.status != self._last_status:
             self._notifier.status(report.status)  # what `systemctl status` shows
             self._last_status = report.status
@@ -458,6 +468,7 @@ class Daemon:
             "paused": self.paused,
             "speaking": self.speaking,
             "audio_flowing": report.audio_flowing,
+            "input_problem": report.input_problem,
             "worker_alive": report.worker_alive,
             "broker_connected": report.broker_connected,
             "broker_error": report.broker_error,
@@ -491,6 +502,7 @@ class Daemon:
             paused=self.paused,
             stopping=self.stopping,
             audio_flowing=flowing,
+            input_problem=None if flowing else self._source.input_problem,
             worker_alive=self._worker.alive,
             broker_connected=connected,
             broker_error=f"broker refused the connection: {refused}" if refused else None,
@@ -498,6 +510,8 @@ class Daemon:
             status="",
         )
         line = f"{_state_word(report)}; {self._worker.transcripts} transcripts"
+        if report.input_problem:
+            line += f"; {report.input_problem}"
         if report.broker_error:
             line += f"; MQTT: {report.broker_error}"
         elif publisher is not None and not connected:
@@ -621,6 +635,8 @@ class Daemon:
 def _state_word(report: HealthReport) -> str:
     if report.stopping:
         return "stopping"
+    if report.input_problem:
+        return "waiting for the input device"
     if report.paused:
         return "paused"
     return "listening" if report.audio_flowing else "waiting for audio"
@@ -642,6 +658,7 @@ def build_daemon(settings: Settings, stdout: TextIO | None = None) -> Daemon:
         queue_blocks=audio.queue_blocks,
         realtime=audio.realtime,
         stdin_rate=audio.stdin_rate,
+        wait_for_device=audio.wait_for_device,
     )
     state_dir = settings.resolved_state_dir()
     sequence = SequenceCounter(state_dir)

@@ -54,6 +54,12 @@ class AudioSettings(_Section):
         description="Input device for 'mic': index or (part of) its name as listed by "
         "'edge-asr devices'; empty = the system default input.",
     )
+    wait_for_device: bool = Field(
+        default=False,
+        description="For 'mic': if the device is missing or cannot be opened at start, keep "
+        "looking for it every few seconds (status: waiting for the input device) instead of "
+        "exiting; for services whose USB microphone may be plugged in later.",
+    )
     capture_rate: int | None = Field(
         default=None,
         gt=0,

@@ -219,6 +219,49 @@ def test_without_an_input_device_the_daemon_lists_devices_and_shows_the_file_sou
 
 
 @pytest.mark.timeout(150)
+def test_with_wait_for_device_the_daemon_waits_for_a_missing_microphone_then_captures(
+    broker: Broker,
+    pulse: Pulse,
+    subscriber_factory: Callable[..., Subscriber],
+    daemon_factory: Callable[..., Daemon],
+    make_speech: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    pulse.stop()  # a service starting before its microphone is there
+    sub = subscriber_factory(broker)
+    state = tmp_path / "state"
+    daemon = daemon_factory(
+        "--site-id", "kitchen", broker=broker, pulse=pulse, state_dir=state,
+        env={"EDGE_ASR_AUDIO__WAIT_FOR_DEVICE": "true"},
+    ).start()  # fmt: skip
+    daemon.wait_for_log("Waiting for it", timeout=60)
+    assert sub.wait_for("status", timeout=30)[-1].json() == {"state": "online"}
+
+    def health() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "edge_asr", "health", "--state-dir", str(state)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+
+    assert wait_until(lambda: "waiting for the input device" in health().stdout, timeout=15)
+    assert health().returncode == 0  # waiting is the daemon doing its job, not a fault
+    time.sleep(3)
+    assert daemon.proc is not None and daemon.proc.poll() is None, daemon.log
+    pulse.start()
+    back = time.monotonic()
+    assert wait_until(lambda: "capturing from device" in daemon.log, timeout=30), daemon.log
+    assert time.monotonic() - back < 10.0, "the device that appeared was found late"
+    daemon.wait_listening()
+    time.sleep(2.0)  # the first callbacks of a fresh server can take ~2 s
+    pulse.play(make_speech("turn on the kitchen light"))
+    (final,) = sub.wait_for("transcript", timeout=30)
+    assert _key_words_heard(final.json()["text"], ["kitchen", "light"])
+    assert "healthy: listening" in health().stdout
+    assert daemon.stop() == 0
+    assert "Traceback" not in daemon.log
+
+
+@pytest.mark.timeout(150)
 def test_capture_recovers_after_the_audio_server_restarts(
     broker: Broker,
     pulse: Pulse,

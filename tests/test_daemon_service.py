@@ -92,6 +92,32 @@ def test_systemd_hears_ready_watchdog_pings_and_stopping(
     assert fields.index("READY=1") < fields.index("WATCHDOG=1") < fields.index("STOPPING=1")
 
 
+def test_waiting_for_a_missing_microphone_is_ready_and_pets_the_watchdog(
+    daemon_factory: Callable[..., Daemon], notify_socket: NotifySocket
+) -> None:
+    daemon = daemon_factory(
+        "--no-mqtt",  # no PulseAudio: no input devices
+        env={
+            "NOTIFY_SOCKET": str(notify_socket.path),
+            "WATCHDOG_USEC": "1000000",
+            "EDGE_ASR_AUDIO__WAIT_FOR_DEVICE": "true",
+        },
+    ).start()
+    assert wait_until(lambda: "READY=1" in notify_socket.fields(), 30), daemon.log
+    status = next(f for f in notify_socket.fields() if f.startswith("STATUS="))
+    assert "waiting for the input device" in status and "No audio input device" in status
+    assert wait_until(lambda: notify_socket.fields().count("WATCHDOG=1") >= 3, 10)
+    assert daemon.stop() == 0
+
+
+def test_without_wait_for_device_a_missing_microphone_ends_the_daemon(
+    daemon_factory: Callable[..., Daemon], notify_socket: NotifySocket
+) -> None:
+    daemon = daemon_factory("--no-mqtt", env={"NOTIFY_SOCKET": str(notify_socket.path)}).start()
+    assert daemon.wait_exit(30) == 1
+    assert "READY=1" not in notify_socket.fields()
+
+
 def test_health_file_says_healthy_while_running_and_not_after_stopping(
     daemon_factory: Callable[..., Daemon], silence_wav: Path, tmp_path: Path
 ) -> None:

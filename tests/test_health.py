@@ -67,6 +67,17 @@ def test_paused_daemon_without_audio_is_healthy(tmp_path: Path) -> None:
     assert health("--state-dir", tmp_path).returncode == 0
 
 
+def test_waiting_for_a_missing_input_device_is_healthy_and_says_so(tmp_path: Path) -> None:
+    waiting = "No audio input device found."
+    write_health(
+        tmp_path,
+        report(audio_flowing=False, input_problem=waiting, status=f"waiting; {waiting}"),
+    )
+    result = health("--state-dir", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert waiting in result.stdout
+
+
 def test_no_daemon_exits_1(tmp_path: Path) -> None:
     result = health("--state-dir", tmp_path)
     assert result.returncode == 1

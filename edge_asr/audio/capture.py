@@ -34,6 +34,8 @@ _STALL_S = 1.0
 _FIRST_BLOCK_S = 5.0
 # Capped at 4 s so a device that comes back is capturing again within 5 s.
 _REOPEN_DELAYS_S = (0.5, 1.0, 2.0, 4.0)
+# How often a missing device (not plugged in at start) is looked for.
+_DEVICE_POLL_S = 4.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class AudioSource(Protocol):
     @property
     def overruns(self) -> int:
         """Blocks lost because the reader fell behind (0 for sources that wait)."""
+
+    @property
+    def input_problem(self) -> str | None:
+        """Why no audio can arrive while the source waits for its input to come back."""
 
     def blocks(self) -> Generator[AudioBlock, None, None]:
         """Blocks until the input ends or ``stop()`` is called."""
@@ -173,7 +179,12 @@ def resolve_input_device(spec: str | int | None) -> InputDevice:
 
 
 class MicSource:
-    """Captures from a sound device; reopens it if it goes away."""
+    """Captures from a sound device; reopens it if it goes away.
+
+    A device that is missing or cannot be opened at start is an error, unless
+    ``wait_for_device``: then the source looks for it every few seconds (a service whose USB
+    microphone is plugged in later). Meanwhile ``input_problem`` says what it waits for.
+    """
 
     def __init__(
         self,
@@ -182,12 +193,23 @@ class MicSource:
         channels: int = 1,
         block_ms: int = 64,
         queue_blocks: int = 64,
+        wait_for_device: bool = False,
     ) -> None:
         self._spec = device
-        self._device = resolve_input_device(device)
-        self._rate = capture_rate or self._device.default_rate
+        self._wait = wait_for_device
+        self._problem: str | None = None
+        self._device: InputDevice | None = None
+        try:
+            self._device = resolve_input_device(device)
+        except AudioError as err:
+            if not wait_for_device:
+                raise
+            self._problem = str(err).splitlines()[0]
+            log.warning("%s\nWaiting for it (looking every %.0f s).", err, _DEVICE_POLL_S)
+        self._capture_rate = capture_rate
+        self._rate = 0  # set when the device is opened
+        self._block_ms = block_ms
         self._channels = channels
-        self._blocksize = max(1, self._rate * block_ms // 1000)
         self._queue: queue.Queue[tuple[np.ndarray, float]] = queue.Queue(maxsize=queue_blocks)
         self._stopped = threading.Event()
         self._lost = threading.Event()
@@ -195,8 +217,12 @@ class MicSource:
         self._overflows = 0
 
     @property
-    def device(self) -> InputDevice:
+    def device(self) -> InputDevice | None:
         return self._device
+
+    @property
+    def input_problem(self) -> str | None:
+        return self._problem
 
     @property
     def overruns(self) -> int:
@@ -214,15 +240,16 @@ class MicSource:
         except queue.Full:
             self._overruns += 1
 
-    def _open(self) -> Any:
+    def _open(self, device: InputDevice) -> Any:
         import sounddevice as sd
 
+        self._rate = self._capture_rate or device.default_rate
         stream = sd.InputStream(
-            device=self._device.index,
+            device=device.index,
             samplerate=self._rate,
             channels=self._channels,
             dtype="float32",
-            blocksize=self._blocksize,
+            blocksize=max(1, self._rate * self._block_ms // 1000),
             callback=self._callback,
             finished_callback=self._lost.set,
         )
@@ -232,40 +259,48 @@ class MicSource:
     def blocks(self) -> Generator[AudioBlock, None, None]:
         import sounddevice as sd
 
-        attempt = 0
+        attempt = 1 if self._wait else 0
         while not self._stopped.is_set():
+            device = self._device
+            if device is None:  # not plugged in at start
+                if not self._stopped.wait(_DEVICE_POLL_S):
+                    self._find_again()
+                continue
             self._lost.clear()
             try:
-                stream = self._open()
+                stream = self._open(device)
             except sd.PortAudioError as err:
+                problem = (
+                    f"cannot open input device {device.index} ({device.name}) "
+                    f"at {self._rate} Hz: {err}"
+                )
                 if attempt == 0 and not self._stopped.is_set():
                     # The first open failing is a setup problem: say so and stop.
-                    raise AudioError(
-                        f"cannot open input device {self._device.index} "
-                        f"({self._device.name}) at {self._rate} Hz: {err}"
-                    ) from None
+                    raise AudioError(problem) from None
+                self._problem = problem
                 delay = _REOPEN_DELAYS_S[min(attempt - 1, len(_REOPEN_DELAYS_S) - 1)]
-                log.warning("input device still unavailable (%s); retrying in %.1f s", err, delay)
+                # Said at first, then about once a minute: a device can stay away for days.
+                level = logging.WARNING if attempt <= 4 or attempt % 15 == 0 else logging.DEBUG
+                log.log(level, "input device still unavailable (%s); retry in %.1f s", err, delay)
                 attempt += 1
                 self._stopped.wait(delay)
                 self._find_again()
                 continue
             log.info(
                 "capturing from device %d (%s) at %d Hz, %d channel(s)",
-                self._device.index,
-                self._device.name,
+                device.index,
+                device.name,
                 self._rate,
                 self._channels,
             )
             attempt = 1
             try:
-                yield from self._read(stream)
+                yield from self._read(stream, device)
             finally:
                 _close(stream)
             if not self._stopped.is_set():
-                log.warning(
-                    "input device %s stopped delivering audio; reopening", self._device.name
-                )
+                log.warning("input device %s stopped delivering audio; reopening", device.name)
+                self._problem = f"input device {device.name} stopped delivering audio"
                 self._stopped.wait(_REOPEN_DELAYS_S[0])
 
     def _find_again(self) -> None:
@@ -273,19 +308,23 @@ class MicSource:
         PortAudio only sees devices that appeared after it is re-initialized."""
         import sounddevice as sd
 
+        known = self._device
         try:
             sd._terminate()
             sd._initialize()
-            spec = self._device.name if self._spec is None or isinstance(self._spec, int) else None
-            found = resolve_input_device(spec if spec is not None else self._spec)
+            # A device first chosen by index or as the default is followed by its name.
+            by_name = known is not None and (self._spec is None or isinstance(self._spec, int))
+            found = resolve_input_device(known.name if by_name and known else self._spec)
         except (AudioError, sd.PortAudioError, OSError) as err:
             log.debug("looking for the input device again: %s", str(err).splitlines()[0])
             return
-        if found.index != self._device.index:
+        if known is None:
+            log.info("input device %s (index %d) is there now", found.name, found.index)
+        elif found.index != known.index:
             log.info("input device %s is now index %d", found.name, found.index)
         self._device = found
 
-    def _read(self, stream: Any) -> Generator[AudioBlock, None, None]:
+    def _read(self, stream: Any, device: InputDevice) -> Generator[AudioBlock, None, None]:
         resample = _Resampler(self._rate)
         last_block = last_poll = time.monotonic()
         allowed = _FIRST_BLOCK_S
@@ -300,11 +339,12 @@ class MicSource:
                 if self._lost.is_set() or not stream.active:
                     return
                 if time.monotonic() - last_block > allowed:
-                    log.warning("no audio from %s for %.0f s", self._device.name, allowed)
+                    log.warning("no audio from %s for %.0f s", device.name, allowed)
                     return
                 continue
             last_block = time.monotonic()
             allowed = _STALL_S
+            self._problem = None
             samples = resample(_mono(data))
             if samples.size:
                 yield AudioBlock(samples, captured)
@@ -353,6 +393,10 @@ class FileSource:
     @property
     def overruns(self) -> int:
         return 0
+
+    @property
+    def input_problem(self) -> str | None:
+        return None
 
     def stop(self) -> None:
         self._stopped.set()
@@ -403,6 +447,10 @@ class StdinSource:
     def overruns(self) -> int:
         return 0
 
+    @property
+    def input_problem(self) -> str | None:
+        return None
+
     def stop(self) -> None:
         self._stopped.set()
 
@@ -439,10 +487,11 @@ def open_source(
     queue_blocks: int = 64,
     realtime: bool = True,
     stdin_rate: int = TARGET_RATE,
+    wait_for_device: bool = False,
 ) -> AudioSource:
     """The source an ``audio.source`` setting names: ``mic``, ``file:PATH`` or ``stdin``."""
     if source == "mic":
-        return MicSource(device, capture_rate, channels, block_ms, queue_blocks)
+        return MicSource(device, capture_rate, channels, block_ms, queue_blocks, wait_for_device)
     if source == "stdin":
         return StdinSource(stdin_rate, block_ms)
     if source.startswith("file:"):

@@ -29,6 +29,11 @@ class HealthReport(BaseModel):
     paused: bool = Field(default=False, description="listening paused by request")
     stopping: bool = Field(default=False, description="shutting down")
     audio_flowing: bool = Field(description="audio blocks arrived within the last seconds")
+    input_problem: str | None = Field(
+        default=None,
+        description="why no audio can arrive while the daemon waits for its input device "
+        "(missing, unplugged, its audio server gone); waiting is not unhealthy",
+    )
     worker_alive: bool = Field(description="the recognizer worker thread is running")
     broker_connected: bool
     broker_error: str | None = Field(
@@ -46,7 +51,9 @@ class HealthReport(BaseModel):
         age = now - self.updated_at
         if age > max_age_s:
             found.append(f"health not updated for {age:.0f} s (daemon hung or stopped)")
-        if (self.listening or self.paused) and not self.audio_flowing:
+        # Waiting for a known-missing device is the daemon doing its job; silence without a
+        # reason is not (a stalled driver or a hang).
+        if (self.listening or self.paused) and not self.audio_flowing and not self.input_problem:
             found.append("no audio is arriving from the input")
         if not self.worker_alive:
             found.append("the recognizer worker is not running")
