@@ -59,6 +59,9 @@ if [ ! -e "$ETC/config.yaml" ]; then
 # edge-asr settings (see `edge-asr run --example-config` for every key).
 # Environment variables EDGE_ASR_<SECTION>__<KEY> (`systemctl edit edge-asr`) win over this file.
 site_id: default
+audio:
+  # A USB microphone missing at boot (or unplugged later) is waited for, not an exit.
+  wait_for_device: true
 mqtt:
   host: localhost
   port: 1883
