@@ -61,3 +61,36 @@ def test_the_onnx_export_is_exact_on_padded_batches_too(tmp_path: Path) -> None:
             alone = model(u, lens[i : i + 1])[0][0].numpy()
             assert int(out_lens[i]) == alone.shape[0]
             np.testing.assert_allclose(scores[i, : alone.shape[0]], alone, atol=1e-4)
+
+
+def test_utterance_cmn_ignores_a_constant_channel_colouring(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    model = CtcModel(ModelConfig(12, conv_channels=4, hidden=16, utterance_cmn=True)).eval()
+    utts, x, lens = padded_batch()
+    tilt = torch.linspace(-2.0, 2.0, 80)  # the same log-power offset in every frame
+    coloured = x.clone()
+    for i, n in enumerate(LENGTHS):
+        coloured[i, :n] += tilt
+    with torch.no_grad():
+        plain, _ = model(x, lens)
+        shifted, _ = model(coloured, lens)
+        for i, n in enumerate(LENGTHS):
+            frames = (n + 3) // 4
+            assert torch.allclose(plain[i, :frames], shifted[i, :frames], atol=1e-4)
+    path = tmp_path / "model.onnx"
+    export_onnx(model, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    scores, _ = session.run(None, {"x": x.numpy(), "x_lens": lens.numpy()})
+    with torch.no_grad():
+        for i, u in enumerate(utts):
+            alone = model(u, lens[i : i + 1])[0][0].numpy()
+            np.testing.assert_allclose(scores[i, : alone.shape[0]], alone, atol=1e-4)
+
+
+def test_without_utterance_cmn_a_channel_colouring_changes_the_scores() -> None:
+    model = small_model()
+    _, x, lens = padded_batch()
+    with torch.no_grad():
+        plain, _ = model(x, lens)
+        shifted, _ = model(x + torch.linspace(-2.0, 2.0, 80), lens)
+    assert not torch.allclose(plain[0], shifted[0], atol=1e-3)

@@ -52,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         help="full run: share of training speech made into another speaker with Praat's "
         "Change gender (needs praat-parselmouth; work folder full-vcP)",
     )
+    parser.add_argument(
+        "--utterance-cmn",
+        action="store_true",
+        help="full run: the model subtracts each utterance's mean feature (in the ONNX graph; "
+        "work folder full-…-ucmn)",
+    )
     args = parser.parse_args(argv)
     if not 0.0 <= args.voice_change <= 1.0:
         parser.error(f"--voice-change must be between 0 and 1, not {args.voice_change:g}")
@@ -59,7 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         cfg = smoke_config(args.seed, args.max_minutes, args.threads)
     else:
-        cfg = full_config(args.seed, args.max_minutes, args.steps, args.threads, args.voice_change)
+        cfg = full_config(
+            args.seed,
+            args.max_minutes,
+            args.steps,
+            args.threads,
+            args.voice_change,
+            args.utterance_cmn,
+        )
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -175,6 +175,10 @@ def render(m: dict[str, Any]) -> str:
     )
     command += f" --seed {seed}" + ("" if smoke else f" --steps {tr['planned_steps']}")
     command += f" --max-minutes {tr['max_minutes']:g}"
+    if share:
+        command += f" --voice-change {share:g}"
+    if model.get("utterance_cmn"):
+        command += " --utterance-cmn"
     return f"""# {model["name"]} {model["version"]}
 
 {"**SMOKE-TEST BUNDLE: tiny data, a few steps; not a usable model.**" if smoke else ""}
@@ -206,7 +210,7 @@ letter fallback so it can spell other words.
 {" ".join(words)}
 
 ## Architecture
-In-model CMVN → Conv2d(1→{model["conv_channels"]}, 3×3, stride 2) → ReLU → Conv2d({model["conv_channels"]}→{model["conv_channels"]}, 3×3, stride 2) → ReLU →
+In-model CMVN{" → per-utterance mean subtraction (over the valid frames)" if model.get("utterance_cmn") else ""} → Conv2d(1→{model["conv_channels"]}, 3×3, stride 2) → ReLU → Conv2d({model["conv_channels"]}→{model["conv_channels"]}, 3×3, stride 2) → ReLU →
 Linear → LayerNorm → 2-layer bidirectional LSTM ({model["hidden"]} per direction) → Linear({model["vocab_size"]}) → log-softmax.
 Each direction of each layer is its own one-layer LSTM; the backward one reads every utterance reversed within
 its length, so training runs padded batches exactly without packed sequences (packing made updates 2–2.5× slower).

@@ -25,6 +25,9 @@ class ModelConfig:
     hidden: int = 192
     layers: int = 2
     dropout: float = 0.1
+    # Subtract each utterance's own mean feature (after the global CMVN): removes a fixed
+    # channel colouring (microphone, telephone line, a synthesizer's spectral tilt).
+    utterance_cmn: bool = False
 
 
 def output_lengths(x_lens: torch.Tensor) -> torch.Tensor:
@@ -95,7 +98,11 @@ class CtcModel(nn.Module):
     def forward(self, x: torch.Tensor, x_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, T, 80) features and (N,) lengths -> (N, T', V) log-probs and (N,) lengths."""
         x = (x - self.cmvn_mean) * self.cmvn_inv_std
-        x = x * _time_mask(x_lens, x.shape[1]).unsqueeze(-1)
+        valid = _time_mask(x_lens, x.shape[1]).unsqueeze(-1)
+        if self.config.utterance_cmn:
+            frames = x_lens.clamp(min=1).to(x.dtype).view(-1, 1, 1)
+            x = x - (x * valid).sum(dim=1, keepdim=True) / frames
+        x = x * valid
         x = torch.relu(self.conv1(x.unsqueeze(1)))  # (N, C, T/2, 40)
         half_lens = torch.div(x_lens + 1, 2, rounding_mode="floor")
         x = x * _time_mask(half_lens, x.shape[2]).unsqueeze(1).unsqueeze(-1)

@@ -46,17 +46,24 @@ class RunConfig:
     train: TrainConfig
     conv_channels: int
     hidden: int
+    utterance_cmn: bool = False
     workers: int = 2
     parity_per_group: int = 3
     extra: dict[str, str] = field(default_factory=dict)
 
 
 def full_config(
-    seed: int, max_minutes: float, steps: int = 24000, threads: int = 2, voice_change: float = 0.0
+    seed: int,
+    max_minutes: float,
+    steps: int = 24000,
+    threads: int = 2,
+    voice_change: float = 0.0,
+    utterance_cmn: bool = False,
 ) -> RunConfig:
+    # Another recipe, another cache: its data and checkpoints live in their own folder.
+    name = "full" if voice_change == 0 else f"full-vc{voice_change:g}"
     return RunConfig(
-        # Another recipe, another cache: its data and checkpoints live in their own folder.
-        name="full" if voice_change == 0 else f"full-vc{voice_change:g}",
+        name=name + ("-ucmn" if utterance_cmn else ""),
         data=data.DataPlan(
             espeak=24000,
             festival_per_voice=2000,
@@ -69,6 +76,7 @@ def full_config(
         train=TrainConfig(steps=steps, max_minutes=max_minutes, threads=threads, seed=seed),
         conv_channels=32,
         hidden=192,
+        utterance_cmn=utterance_cmn,
     )
 
 
@@ -135,7 +143,9 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
     )
 
     # 2. model with in-model CMVN from the training features
-    model = CtcModel(ModelConfig(len(table), cfg.conv_channels, cfg.hidden))
+    model = CtcModel(
+        ModelConfig(len(table), cfg.conv_channels, cfg.hidden, utterance_cmn=cfg.utterance_cmn)
+    )
     mean, std = data.global_cmvn(train_set)
     model.set_cmvn(mean, std)
     log.info("model: %d parameters", count_parameters(model))
@@ -211,6 +221,7 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
             "parameters": count_parameters(model),
             "conv_channels": cfg.conv_channels,
             "hidden": cfg.hidden,
+            "utterance_cmn": cfg.utterance_cmn,
             "vocab_size": len(table),
             "int8_bytes": size,
             "fp32_bytes": fp32.stat().st_size,
