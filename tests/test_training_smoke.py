@@ -51,6 +51,10 @@ def test_smoke_run_makes_a_loadable_int8_bundle(tmp_path: Path) -> None:
     assert "DynamicQuantizeLSTM" in ops
     metrics = json.loads((out / "metrics.json").read_text())
     assert "wer" in metrics
+    card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
+    goals = card.split("## Goals\n", 1)[1].split("\n## ", 1)[0]
+    for goal in ("≤ 10 % vocabulary-constrained WER", "≤ 5 MB is met", "within 1 point", "minutes"):
+        assert goal in goals, goals
     if any(ALSA_SOUNDS.glob("*_*.wav")):
         assert metrics["wer"]["alsa_real"]["int8"]["utterances"] >= 1
     # the smoke bundle works with the runtime (its accuracy is irrelevant)

@@ -119,6 +119,32 @@ def _goal_text(wer: dict[str, Any]) -> str:
     )
 
 
+def _size_text(model: dict[str, Any]) -> str:
+    size = model["int8_bytes"]
+    verdict = "met" if size <= 5 * 1024 * 1024 else "**not met**"
+    return f"The goal of an int8 bundle ≤ 5 MB is {verdict} ({size / 1e6:.2f} MB)."
+
+
+def _int8_text(wer: dict[str, Any], min_utterances: int = 100) -> str:
+    """int8 against fp32 (vocabulary WER), judged on the sets big enough to tell one point."""
+    big, small = [], []
+    for key, kinds in wer.items():
+        if "/" in key:
+            continue
+        diff = kinds["int8"]["vocab_wer"] - kinds["fp32"]["vocab_wer"]
+        (big if kinds["int8"]["utterances"] >= min_utterances else small).append((key, diff))
+    worst = max((abs(d) for _, d in big), default=0.0)
+    verdict = "met" if worst <= 1.0 else "**not met**"
+    text = (
+        f"The goal of int8 accuracy within 1 point of fp32 is {verdict} on every evaluation set of "
+        f"≥ {min_utterances} utterances (largest difference {worst:.1f} points)."
+    )
+    off = [f"{GROUP_TITLES.get(k, k)} {d:+.1f}" for k, d in small if abs(d) > 1.0]
+    if off:
+        text += f" On the tiny real-voice sets one word moves many points: {', '.join(off)}."
+    return text
+
+
 def _real_voice_text(wer: dict[str, Any]) -> str:
     iv = wer.get("asterisk_heldout/in_vocabulary", {}).get("int8")
     alsa = wer.get("alsa_real", {}).get("int8")
@@ -270,7 +296,7 @@ whichever ends first), CTC loss, batches of similar length (≤ 10,000 frames, �
 gradient clipping 5. Seed {seed}, torch {tr["torch"]}, {tr["threads"]} CPU threads.
 {tr["steps"]:,} updates (planned {tr["planned_steps"]:,}, budget {tr["max_minutes"]:g} min), {tr["epochs"]} epochs,
 {tr["train_minutes"]} training minutes; data synthesis and features {tr["data_minutes"]} minutes; export and
-evaluation {m["export_eval_minutes"]} minutes; all on one 2-core x86 machine. {_budget_text(m)} {_resume_text(tr)}{_calibration_text(m)}
+evaluation {m["export_eval_minutes"]} minutes; all on one 2-core x86 machine. {_resume_text(tr)}{_calibration_text(m)}
 
 ## Word error rates (%)
 Greedy = free CTC greedy decoding (may spell out-of-vocabulary words letter by letter);
@@ -293,8 +319,13 @@ Most held-out asterisk prompts are IVR sentences full of words outside the vocab
 password followed by the pound key"), so their WER mostly measures spelling; the in-vocabulary subset is the
 relevant real-voice score, and it is small.
 
-## Limitations
+## Goals
 - {_goal_text(m["wer"])}
+- {_size_text(model)}
+- {_int8_text(m["wer"])}
+- {_budget_text(m)}
+
+## Limitations
 - {_real_voice_text(m["wer"])}
 - Almost all training speech is synthetic; the only human voice in training is one US female speaker at telephone bandwidth.
   Expect higher error rates on real users, children, strong accents, far-field microphones and loud noise.
