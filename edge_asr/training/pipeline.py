@@ -36,7 +36,6 @@ EVAL_GROUPS = (
     "train_voices",
 )  # fmt: skip
 BY_VOICE_GROUPS = ("espeak_heldout", "espeak_heldout_noisy", "flite_heldout")
-MAX_BUNDLE_BYTES = 5 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -212,7 +211,7 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
 
     # 7. metrics + card
     size = int8.stat().st_size
-    if size > MAX_BUNDLE_BYTES:
+    if size > card.MAX_BUNDLE_BYTES:
         log.warning("int8 model is %d bytes, over the 5 MB budget", size)
     metrics: dict[str, object] = {
         "model": {
