@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch", reason="needs the [train] extra")
 
+from edge_asr.training import card  # noqa: E402
+from edge_asr.training.pipeline import full_config  # noqa: E402
 from edge_asr.training.train import (  # noqa: E402
     LOG_POWER_PER_DB,
     colour_curve,
     speaker_augment,
+    spec_augment,
     warp_mel_bins,
 )
 
@@ -25,7 +30,7 @@ def test_warp_at_factor_one_leaves_features_unchanged() -> None:
     assert torch.allclose(warp_mel_bins(x, 1.0), x, atol=1e-5)
 
 
-@pytest.mark.parametrize("factor", [0.88, 0.95, 1.05, 1.12])
+@pytest.mark.parametrize("factor", [0.8, 0.88, 0.95, 1.05, 1.12, 1.2])
 def test_warp_keeps_shape_band_ends_and_finite_values(factor: float) -> None:
     x = fake_features()
     y = warp_mel_bins(x, factor)
@@ -78,3 +83,49 @@ def test_speaker_augment_changes_only_real_frames_and_is_seeded() -> None:
     assert torch.equal(x[:, :30], fake_features(30).expand(4, -1, -1))  # input not modified
     z = speaker_augment(x, lens, torch.Generator().manual_seed(3), p_warp=1.0, p_colour=1.0)
     assert torch.equal(y, z)
+
+
+def masked(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per utterance: the bins masked over every real frame, and the frames masked entirely."""
+    changed = x != y
+    return changed.all(dim=1), changed.all(dim=2)
+
+
+@pytest.mark.parametrize(("bins", "time_masks"), [(12, 2), (20, 4)])
+def test_spec_augment_masks_stay_within_their_limits(bins: int, time_masks: int) -> None:
+    n, t = 64, 200
+    x = torch.randn(n, t, 80, generator=torch.Generator().manual_seed(0))
+    lens = torch.full((n,), t, dtype=torch.int64)
+    mean = torch.full((80,), 100.0)  # far from every feature: a masked value is unmistakable
+    y = spec_augment(x, lens, mean, torch.Generator().manual_seed(1), bins, time_masks)
+    freq, frames = masked(x, y)
+    # two frequency masks of at most `bins` bins each, time masks of at most 5 % each
+    assert int(freq.sum(dim=1).max()) <= 2 * bins
+    assert int(frames.sum(dim=1).max()) <= time_masks * (t // 20)
+    # the limits are reached, not just respected: the widest draws come close to them
+    assert int(freq.sum(dim=1).max()) > 1.2 * bins
+    assert int(frames.sum(dim=1).max()) > (time_masks - 1) * (t // 20)
+
+
+def test_strong_augment_is_its_own_recipe_and_the_card_says_how_it_was_made() -> None:
+    plain, strong = full_config(0, 78.0), full_config(0, 78.0, strong_augment=True)
+    assert strong.name == "full-sa" and plain.name == "full"  # its own cache and checkpoints
+    assert strong.data == plain.data  # the same synthesized data: only training differs
+    assert (strong.train.warp, strong.train.p_warp) == ((0.8, 1.2), 0.7)
+    assert (strong.train.freq_mask_bins, strong.train.time_masks) == (20, 4)
+
+    shipped = Path(__file__).parents[1] / "edge_asr" / "models" / "home-en" / "metrics.json"
+    metrics = json.loads(shipped.read_text(encoding="utf-8"))
+    metrics["training"]["augment"] = {
+        "warp": list(strong.train.warp),
+        "p_warp": strong.train.p_warp,
+        "freq_mask_bins": strong.train.freq_mask_bins,
+        "time_masks": strong.train.time_masks,
+    }
+    text = card.render(metrics)
+    assert "--strong-augment" in text
+    assert "factor 0.80–1.20" in text and "(p 0.7)" in text
+    assert "2 frequency masks ≤ 20 bins, 4 time masks" in text
+    metrics["training"].pop("augment")  # a card from before the setting: the defaults
+    text = card.render(metrics)
+    assert "--strong-augment" not in text and "factor 0.88–1.12" in text

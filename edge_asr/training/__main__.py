@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         help="full run: the model subtracts each utterance's mean feature (in the ONNX graph; "
         "work folder full-…-ucmn)",
     )
+    parser.add_argument(
+        "--strong-augment",
+        action="store_true",
+        help="full run: wider VTLP warp (0.8-1.2, p 0.7) and stronger SpecAugment (frequency "
+        "masks up to 20 bins, 4 time masks; work folder full-…-sa)",
+    )
     args = parser.parse_args(argv)
     if not 0.0 <= args.voice_change <= 1.0:
         parser.error(f"--voice-change must be between 0 and 1, not {args.voice_change:g}")
@@ -72,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             args.threads,
             args.voice_change,
             args.utterance_cmn,
+            args.strong_augment,
         )
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)

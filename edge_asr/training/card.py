@@ -170,6 +170,14 @@ def _span(bounds: tuple[float, float], fmt: str = "g") -> str:
     return f"{bounds[0]:{fmt}}–{bounds[1]:{fmt}}"
 
 
+_DEFAULT_AUGMENT: dict[str, Any] = {
+    "warp": [0.88, 1.12],
+    "p_warp": 0.5,
+    "freq_mask_bins": 12,
+    "time_masks": 2,
+}
+
+
 def render(m: dict[str, Any]) -> str:
     model, tr, data = m["model"], m["training"], m["data"]
     words = load_vocabulary()
@@ -185,6 +193,8 @@ def render(m: dict[str, Any]) -> str:
         if share > 0
         else ""
     )
+    # Older metrics files predate these settings: they were trained with the defaults.
+    aug = {**_DEFAULT_AUGMENT, **tr.get("augment", {})}
     if not parity["sherpa_onnx_loaded"]:
         parity_text = "sherpa-onnx could not load or run the model (see the training log)."
     elif parity["identical"]:
@@ -209,6 +219,8 @@ def render(m: dict[str, Any]) -> str:
         command += f" --voice-change {share:g}"
     if model.get("utterance_cmn"):
         command += " --utterance-cmn"
+    if not smoke and aug != _DEFAULT_AUGMENT:
+        command += " --strong-augment"
     return f"""# {model["name"]} {model["version"]}
 
 {"**SMOKE-TEST BUNDLE: tiny data, a few steps; not a usable model.**" if smoke else ""}
@@ -267,14 +279,14 @@ int8 {model["int8_bytes"] / 1e6:.2f} MB.
 Speed perturbation 0.9–1.1 (p 0.6, soxr resampling, also shifts pitch); synthetic exponentially decaying
 room impulse responses RT60 0.15–0.8 s (p 0.3); telephone band (8 kHz and back, p 0.15; asterisk audio already is);
 0.1–1 s of silence at both ends (skewed short, mean ≈ 0.4 s); additive white/pink/brown/mains-hum/babble noise at 5–30 dB SNR (p 0.75);
-gain −20…+6 dB without clipping; SpecAugment (2 frequency masks ≤ 12 bins, 2 time masks ≤ 5 %).{voice_change}
+gain −20…+6 dB without clipping; SpecAugment (2 frequency masks ≤ {aug["freq_mask_bins"]} bins, {aug["time_masks"]} time masks ≤ 5 %).{voice_change}
 
 Speaker and microphone augmentation, on the cached log-mel features of each batch before SpecAugment
-(so the synthesized data is reused and the runtime front end is unchanged), each with p 0.5 per utterance:
-- VTLP-style vocal-tract warp of the mel-bin axis by a factor 0.88–1.12: bin i takes the value at bin i × factor
+(so the synthesized data is reused and the runtime front end is unchanged), per utterance:
+- VTLP-style vocal-tract warp (p {aug["p_warp"]:g}) of the mel-bin axis by a factor {_span(tuple(aug["warp"]), ".2f")}: bin i takes the value at bin i × factor
   (linear interpolation between bins) up to a boundary at 85 % of the band, then a straight line to the top
   bin, so both ends of the band stay in place.
-- Microphone / room colouring: one smooth random curve over the 80 bins added to every frame — a spectral
+- Microphone / room colouring (p 0.5): one smooth random curve over the 80 bins added to every frame — a spectral
   tilt of up to ±4 dB at the band edges plus one or two broad bumps (Gaussian, ±4 dB), clipped to ±6 dB
   of power.
 

@@ -8,7 +8,7 @@ import math
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +58,17 @@ def full_config(
     threads: int = 2,
     voice_change: float = 0.0,
     utterance_cmn: bool = False,
+    strong_augment: bool = False,
 ) -> RunConfig:
     # Another recipe, another cache: its data and checkpoints live in their own folder.
     name = "full" if voice_change == 0 else f"full-vc{voice_change:g}"
+    name += "-ucmn" if utterance_cmn else ""
+    name += "-sa" if strong_augment else ""
+    train_cfg = TrainConfig(steps=steps, max_minutes=max_minutes, threads=threads, seed=seed)
+    if strong_augment:
+        train_cfg = replace(train_cfg, warp=(0.8, 1.2), p_warp=0.7, freq_mask_bins=20, time_masks=4)
     return RunConfig(
-        name=name + ("-ucmn" if utterance_cmn else ""),
+        name=name,
         data=data.DataPlan(
             espeak=24000,
             festival_per_voice=2000,
@@ -72,7 +78,7 @@ def full_config(
             eval_train_voices=200,
             voice_change=voice_change,
         ),
-        train=TrainConfig(steps=steps, max_minutes=max_minutes, threads=threads, seed=seed),
+        train=train_cfg,
         conv_channels=32,
         hidden=192,
         utterance_cmn=utterance_cmn,
@@ -231,6 +237,12 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
             "seed": seed,
             "steps": result.steps,
             "planned_steps": cfg.train.steps,
+            "augment": {
+                "warp": list(cfg.train.warp),
+                "p_warp": cfg.train.p_warp,
+                "freq_mask_bins": cfg.train.freq_mask_bins,
+                "time_masks": cfg.train.time_masks,
+            },
             "max_minutes": cfg.train.max_minutes,
             "train_minutes": round(result.train_seconds / 60, 1),
             "epochs": round(result.epochs, 2),

@@ -34,6 +34,10 @@ class TrainConfig:
     grad_clip: float = 5.0
     spec_augment: bool = True
     speaker_augment: bool = True  # VTLP warp + microphone colouring on the cached features
+    warp: tuple[float, float] = (0.88, 1.12)  # VTLP factor range
+    p_warp: float = 0.5
+    freq_mask_bins: int = 12  # SpecAugment: two frequency masks of up to this many bins
+    time_masks: int = 2  # SpecAugment: this many time masks of up to 5 % each
     eval_every: int = 500
     checkpoint_minutes: float = 4.0
     threads: int = 2
@@ -78,18 +82,24 @@ def collate(fs: FeatureSet, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def spec_augment(
-    x: torch.Tensor, lens: torch.Tensor, mean: torch.Tensor, gen: torch.Generator
+    x: torch.Tensor,
+    lens: torch.Tensor,
+    mean: torch.Tensor,
+    gen: torch.Generator,
+    freq_mask_bins: int = 12,
+    time_masks: int = 2,
 ) -> torch.Tensor:
-    """Two frequency masks (<= 12 bins) and up to two time masks (<= 5 % each) set to the mean."""
+    """Two frequency masks (<= ``freq_mask_bins``) and ``time_masks`` time masks (<= 5 % each),
+    set to the mean."""
     x = x.clone()
     n, _, f = x.shape
     for b in range(n):
         t = int(lens[b])
         for _ in range(2):
-            w = int(torch.randint(0, 13, (1,), generator=gen))
+            w = int(torch.randint(0, freq_mask_bins + 1, (1,), generator=gen))
             f0 = int(torch.randint(0, f - w + 1, (1,), generator=gen))
             x[b, :t, f0 : f0 + w] = mean[f0 : f0 + w]
-        for _ in range(2):
+        for _ in range(time_masks):
             w = int(torch.randint(0, max(1, t // 20) + 1, (1,), generator=gen))
             t0 = int(torch.randint(0, max(1, t - w + 1), (1,), generator=gen))
             x[b, t0 : t0 + w] = mean
@@ -257,9 +267,9 @@ def train(
         pos += 1
         x, lens = collate(train_set, idx)
         if cfg.speaker_augment:
-            x = speaker_augment(x, lens, gen)
+            x = speaker_augment(x, lens, gen, p_warp=cfg.p_warp, warp=cfg.warp)
         if cfg.spec_augment:
-            x = spec_augment(x, lens, mean, gen)
+            x = spec_augment(x, lens, mean, gen, cfg.freq_mask_bins, cfg.time_masks)
         ys = [targets[i] for i in idx]
         y = torch.cat(ys) if ys else torch.zeros(0, dtype=torch.int64)
         y_lens = torch.tensor([len(t) for t in ys], dtype=torch.int64)
