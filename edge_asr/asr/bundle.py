@@ -113,6 +113,10 @@ def load_bundle(
     options.intra_op_num_threads = num_threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # No memory arena: its buffers, sized by the longest utterance so far, would stay
+    # allocated for the life of the daemon (~10 MB after a 10 s one); malloc costs nothing here.
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
     try:
         session = ort.InferenceSession(str(model_path), options, providers=[provider])
     except Exception as e:  # onnxruntime raises several unrelated types for bad files

@@ -60,6 +60,7 @@ class SileroVad:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        options.enable_cpu_mem_arena = False  # as the recognizer's session: no idle buffers
         self._session = ort.InferenceSession(
             str(model_path or silero_model_path()), options, providers=["CPUExecutionProvider"]
         )
