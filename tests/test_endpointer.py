@@ -24,6 +24,7 @@ from edge_asr.audio.vad import (
     SileroVad,
     Utterance,
     rms_dbfs,
+    silero_model_path,
 )
 from edge_asr.settings import VadSettings
 
@@ -193,6 +194,22 @@ def test_silero_finds_speech_in_espeak_audio(
     assert rate == RATE
     (utt,) = finals(run(samples, VadSettings(), classifier=GatedVad(silero, -60.0)))
     assert 1.0 < utt.duration_s < 3.0
+
+
+def test_the_16k_silero_export_scores_as_the_wheels_default_model(
+    silero: SileroVad, make_speech: Callable[..., Path]
+) -> None:
+    """The daemon runs the 16 kHz-only export (less memory); its scores must be Silero's own."""
+    samples, _ = sf.read(str(make_speech("open the garage door please")), dtype="float32")
+    noise = np.random.default_rng(2).normal(0, 0.05, RATE).astype(np.float32)
+    audio = np.concatenate([samples, noise])
+    default = SileroVad(silero_model_path().with_name("silero_vad.onnx"))
+    assert silero_model_path().name != "silero_vad.onnx"
+    silero.reset()
+    ours = np.array([silero(f) for f in _blocks(audio)])
+    theirs = np.array([default(f) for f in _blocks(audio)])
+    assert ours.max() > 0.9 and ours.min() < 0.1  # speech and non-speech both in the clip
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
 
 def test_silero_finds_no_speech_in_white_noise(silero: SileroVad) -> None:
