@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 # Run in the child: one step per entry, (label, code). The code sees the names earlier steps made.
 STEPS: tuple[tuple[str, str], ...] = (
-    ("Python interpreter", "pass"),
+    # as edge-asr's main() does first: big freed buffers go back to the system
+    ("Python interpreter", "import edge_asr.memory\nedge_asr.memory.return_large_buffers()"),
     ("numpy", "import numpy"),
     ("onnxruntime", "import onnxruntime"),
     ("pydantic-settings (edge_asr.settings)", "import edge_asr.settings"),

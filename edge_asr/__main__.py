@@ -8,6 +8,7 @@ import logging
 import sys
 
 from edge_asr import __version__
+from edge_asr.memory import return_large_buffers
 
 # subcommand -> module with ``add_parser(subparsers)`` that sets ``func`` on its parser.
 SUBCOMMANDS = {
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return_large_buffers()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
