@@ -129,3 +129,15 @@ def test_strong_augment_is_its_own_recipe_and_the_card_says_how_it_was_made() ->
     metrics["training"].pop("augment")  # a card from before the setting: the defaults
     text = card.render(metrics)
     assert "--strong-augment" not in text and "factor 0.88–1.12" in text
+    assert "--hidden" not in text
+
+
+def test_another_model_size_is_its_own_recipe_and_in_the_reproduce_command() -> None:
+    wide = full_config(0, 78.0, hidden=256)
+    assert wide.name == "full-h256" and wide.hidden == 256
+    assert wide.data == full_config(0, 78.0).data
+    shipped = Path(__file__).parents[1] / "edge_asr" / "models" / "home-en" / "metrics.json"
+    metrics = json.loads(shipped.read_text(encoding="utf-8"))
+    metrics["model"]["hidden"] = 256
+    text = card.render(metrics)
+    assert "--hidden 256" in text and "(256 per direction)" in text

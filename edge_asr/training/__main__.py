@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from edge_asr.training.model import HIDDEN
 from edge_asr.training.pipeline import full_config, run, smoke_config
 
 
@@ -64,9 +65,19 @@ def main(argv: list[str] | None = None) -> int:
         help="full run: wider VTLP warp (0.8-1.2, p 0.7) and stronger SpecAugment (frequency "
         "masks up to 20 bins, 4 time masks; work folder full-…-sa)",
     )
+    parser.add_argument(
+        "--hidden",
+        type=int,
+        default=HIDDEN,
+        metavar="N",
+        help=f"full run: LSTM units per direction (default {HIDDEN}; another size trains in "
+        "work folder full-…-hN)",
+    )
     args = parser.parse_args(argv)
     if not 0.0 <= args.voice_change <= 1.0:
         parser.error(f"--voice-change must be between 0 and 1, not {args.voice_change:g}")
+    if not 16 <= args.hidden <= 1024:
+        parser.error(f"--hidden must be between 16 and 1024, not {args.hidden}")
 
     if args.smoke:
         cfg = smoke_config(args.seed, args.max_minutes, args.threads)
@@ -79,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             args.voice_change,
             args.utterance_cmn,
             args.strong_augment,
+            args.hidden,
         )
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)

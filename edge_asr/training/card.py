@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from edge_asr.training import augment
+from edge_asr.training.model import HIDDEN
 from edge_asr.training.text import load_vocabulary
 
 GROUP_TITLES = {
@@ -221,6 +222,8 @@ def render(m: dict[str, Any]) -> str:
         command += " --utterance-cmn"
     if not smoke and aug != _DEFAULT_AUGMENT:
         command += " --strong-augment"
+    if not smoke and model["hidden"] != HIDDEN:
+        command += f" --hidden {model['hidden']}"
     return f"""# {model["name"]} {model["version"]}
 
 {"**SMOKE-TEST BUNDLE: tiny data, a few steps; not a usable model.**" if smoke else ""}

@@ -16,13 +16,14 @@ from torch import nn
 from edge_asr.asr.features import FEATURE_DIM
 
 SUBSAMPLING = 4
+HIDDEN = 192  # LSTM units per direction of the built-in model's recipe
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     vocab_size: int
     conv_channels: int = 32
-    hidden: int = 192
+    hidden: int = HIDDEN
     layers: int = 2
     dropout: float = 0.1
     # Subtract each utterance's own mean feature (after the global CMVN): removes a fixed

@@ -25,7 +25,7 @@ from edge_asr.training.evaluate import (
     sherpa_greedy,
 )
 from edge_asr.training.export import export_onnx, quantize, read_metadata
-from edge_asr.training.model import CtcModel, ModelConfig, count_parameters
+from edge_asr.training.model import HIDDEN, CtcModel, ModelConfig, count_parameters
 from edge_asr.training.text import SentenceGenerator, load_vocabulary
 from edge_asr.training.train import TrainConfig, train
 
@@ -59,11 +59,13 @@ def full_config(
     voice_change: float = 0.0,
     utterance_cmn: bool = False,
     strong_augment: bool = False,
+    hidden: int = HIDDEN,
 ) -> RunConfig:
     # Another recipe, another cache: its data and checkpoints live in their own folder.
     name = "full" if voice_change == 0 else f"full-vc{voice_change:g}"
     name += "-ucmn" if utterance_cmn else ""
     name += "-sa" if strong_augment else ""
+    name += f"-h{hidden}" if hidden != HIDDEN else ""
     train_cfg = TrainConfig(steps=steps, max_minutes=max_minutes, threads=threads, seed=seed)
     if strong_augment:
         train_cfg = replace(train_cfg, warp=(0.8, 1.2), p_warp=0.7, freq_mask_bins=20, time_masks=4)
@@ -80,7 +82,7 @@ def full_config(
         ),
         train=train_cfg,
         conv_channels=32,
-        hidden=192,
+        hidden=hidden,
         utterance_cmn=utterance_cmn,
     )
 
