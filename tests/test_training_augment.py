@@ -14,6 +14,7 @@ from edge_asr.training import card  # noqa: E402
 from edge_asr.training.pipeline import full_config  # noqa: E402
 from edge_asr.training.train import (  # noqa: E402
     LOG_POWER_PER_DB,
+    augment_settings,
     colour_curve,
     speaker_augment,
     spec_augment,
@@ -116,12 +117,7 @@ def test_strong_augment_is_its_own_recipe_and_the_card_says_how_it_was_made() ->
 
     shipped = Path(__file__).parents[1] / "edge_asr" / "models" / "home-en" / "metrics.json"
     metrics = json.loads(shipped.read_text(encoding="utf-8"))
-    metrics["training"]["augment"] = {
-        "warp": list(strong.train.warp),
-        "p_warp": strong.train.p_warp,
-        "freq_mask_bins": strong.train.freq_mask_bins,
-        "time_masks": strong.train.time_masks,
-    }
+    metrics["training"]["augment"] = augment_settings(strong.train)
     text = card.render(metrics)
     assert "--strong-augment" in text
     assert "factor 0.80–1.20" in text and "(p 0.7)" in text

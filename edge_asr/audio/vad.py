@@ -42,7 +42,7 @@ FrameClassifier = Callable[[np.ndarray], float]
 
 # The wheel's 16 kHz-only export of the same model (its ``load_silero_vad(opset_version=15)``):
 # the same scores at 16 kHz as the default ``silero_vad.onnx``, which also carries the 8 kHz
-# branch, and its session takes ~8 MB less memory.
+# branch, and its session takes ~10 MB less memory (make bench, memory section).
 SILERO_MODEL = "silero_vad_16k_op15.onnx"
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from edge_asr.training import augment
 from edge_asr.training.model import HIDDEN
 from edge_asr.training.text import load_vocabulary
+from edge_asr.training.train import TrainConfig, augment_settings
 
 GROUP_TITLES = {
     "espeak_heldout": "espeak-ng held-out voices",
@@ -171,12 +172,8 @@ def _span(bounds: tuple[float, float], fmt: str = "g") -> str:
     return f"{bounds[0]:{fmt}}–{bounds[1]:{fmt}}"
 
 
-_DEFAULT_AUGMENT: dict[str, Any] = {
-    "warp": [0.88, 1.12],
-    "p_warp": 0.5,
-    "freq_mask_bins": 12,
-    "time_masks": 2,
-}
+# The shipped recipe's augmentation (TrainConfig's defaults).
+_DEFAULT_AUGMENT = augment_settings(TrainConfig(steps=0, max_minutes=0.0))
 
 
 def render(m: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ from edge_asr.training.evaluate import (
 from edge_asr.training.export import export_onnx, quantize, read_metadata
 from edge_asr.training.model import HIDDEN, CtcModel, ModelConfig, count_parameters
 from edge_asr.training.text import SentenceGenerator, load_vocabulary
-from edge_asr.training.train import TrainConfig, train
+from edge_asr.training.train import TrainConfig, augment_settings, train
 
 log = logging.getLogger(__name__)
 
@@ -239,12 +239,7 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
             "seed": seed,
             "steps": result.steps,
             "planned_steps": cfg.train.steps,
-            "augment": {
-                "warp": list(cfg.train.warp),
-                "p_warp": cfg.train.p_warp,
-                "freq_mask_bins": cfg.train.freq_mask_bins,
-                "time_masks": cfg.train.time_masks,
-            },
+            "augment": augment_settings(cfg.train),
             "max_minutes": cfg.train.max_minutes,
             "train_minutes": round(result.train_seconds / 60, 1),
             "epochs": round(result.epochs, 2),

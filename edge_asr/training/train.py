@@ -9,6 +9,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,6 +43,16 @@ class TrainConfig:
     checkpoint_minutes: float = 4.0
     threads: int = 2
     seed: int = 0
+
+
+def augment_settings(cfg: TrainConfig) -> dict[str, Any]:
+    """The feature-augmentation settings of a run, as its metrics (and model card) record them."""
+    return {
+        "warp": list(cfg.warp),
+        "p_warp": cfg.p_warp,
+        "freq_mask_bins": cfg.freq_mask_bins,
+        "time_masks": cfg.time_masks,
+    }
 
 
 @dataclass
@@ -86,8 +97,8 @@ def spec_augment(
     lens: torch.Tensor,
     mean: torch.Tensor,
     gen: torch.Generator,
-    freq_mask_bins: int = 12,
-    time_masks: int = 2,
+    freq_mask_bins: int,
+    time_masks: int,
 ) -> torch.Tensor:
     """Two frequency masks (<= ``freq_mask_bins``) and ``time_masks`` time masks (<= 5 % each),
     set to the mean."""
