@@ -12,11 +12,12 @@ import sys
 from pathlib import Path
 
 from edge_asr.training.model import HIDDEN
-from edge_asr.training.pipeline import full_config, run, smoke_config
+from edge_asr.training.pipeline import STRONG_AUGMENT, full_config, run, smoke_config
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge_asr.training", description=__doc__)
+    strong = STRONG_AUGMENT
     parser.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     parser.add_argument(
         "--smoke", action="store_true", help="tiny data and a few steps (pipeline test)"
@@ -62,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--strong-augment",
         action="store_true",
-        help="full run: wider VTLP warp (0.8-1.2, p 0.7) and stronger SpecAugment (frequency "
-        "masks up to 20 bins, 4 time masks; work folder full-…-sa)",
+        help=f"full run: wider VTLP warp ({strong['warp'][0]:g}-{strong['warp'][1]:g}, p "
+        f"{strong['p_warp']:g}) and stronger SpecAugment (frequency masks up to "
+        f"{strong['freq_mask_bins']} bins, {strong['time_masks']} time masks; work folder "
+        "full-…-sa)",
     )
     parser.add_argument(
         "--hidden",
@@ -72,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help=f"full run: LSTM units per direction (default {HIDDEN}; another size trains in "
         "work folder full-…-hN)",
+    )
+    parser.add_argument(
+        "--festival-variety",
+        action="store_true",
+        help="full run: 5,000 utterances per festival voice (not 2,000) and 20,000 espeak-ng "
+        "ones (not 24,000); the diphone voice speaks at a random mean pitch (work folder "
+        "full-…-fv)",
     )
     args = parser.parse_args(argv)
     if not 0.0 <= args.voice_change <= 1.0:
@@ -91,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             args.utterance_cmn,
             args.strong_augment,
             args.hidden,
+            args.festival_variety,
         )
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)

@@ -221,6 +221,14 @@ def render(m: dict[str, Any]) -> str:
         command += " --strong-augment"
     if not smoke and model["hidden"] != HIDDEN:
         command += f" --hidden {model['hidden']}"
+    festival_f0 = data["plan"].get("festival_f0")
+    if not smoke and festival_f0:
+        command += " --festival-variety"
+    festival_pitch = (
+        f"; the diphone voice at a mean pitch of {_span(tuple(festival_f0), '.0f')} Hz (log-uniform)"
+        if festival_f0
+        else ""
+    )
     return f"""# {model["name"]} {model["version"]}
 
 {"**SMOKE-TEST BUNDLE: tiny data, a few steps; not a usable model.**" if smoke else ""}
@@ -266,7 +274,7 @@ int8 {model["int8_bytes"] / 1e6:.2f} MB.
 (by source: {", ".join(f"{k} {v:,}" for k, v in data["train_by_source"].items())}).
 - **espeak-ng**: base voices {", ".join(data["espeak_train_bases"])} × variants
   {", ".join(data["espeak_train_variants"])} (or none); rate 120–220 wpm, pitch 20–80.
-- **festival**: {", ".join(data["festival_train_voices"])}; duration stretch 0.85–1.2.
+- **festival**: {", ".join(data["festival_train_voices"])}; duration stretch 0.85–1.2{festival_pitch}.
 - **Real speech**: the Debian asterisk-core-sounds-en prompts (Allison Smith, one US female speaker,
   8 kHz) with transcripts from `core-sounds-en.txt.gz` (normalized: lower case, digits spelled, punctuation
   dropped, bracketed non-speech skipped). 80 % of the prompts, {data["plan"]["asterisk_copies"]} differently augmented copies each.

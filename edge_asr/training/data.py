@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import multiprocessing as mp
 import random
 import tempfile
@@ -50,6 +51,7 @@ class DataPlan:
     asterisk_max_train: int | None = None
     asterisk_max_eval: int | None = None
     voice_change: float = 0.0  # share of training speech made into another speaker (PSOLA)
+    festival_f0: tuple[float, float] | None = None  # diphone voices' mean pitch range (Hz)
 
 
 @dataclass
@@ -119,9 +121,14 @@ def plan_train(plan: DataPlan, gen: SentenceGenerator, seed: int) -> list[tuple[
             "espeak", voice, text, rng.getrandbits(31), rng.randint(120, 220), rng.randint(20, 80)
         )
         out.append((utt, "espeak"))
+    pitch = random.Random(seed + 101)  # its own stream, as for voice change below
     for k, voice in enumerate(synth.FESTIVAL_TRAIN_VOICES):
         for text in gen.sentences(plan.festival_per_voice, seed + 10 + k):
-            out.append((Utterance("festival", voice, text, rng.getrandbits(31)), "festival"))
+            utt = Utterance("festival", voice, text, rng.getrandbits(31))
+            if plan.festival_f0 and voice.endswith("_diphone"):
+                lo, hi = plan.festival_f0
+                utt = replace(utt, f0=round(math.exp(pitch.uniform(math.log(lo), math.log(hi)))))
+            out.append((utt, "festival"))
     prompts, _ = synth.split_asterisk(synth.asterisk_prompts(), seed)
     for p in prompts[: plan.asterisk_max_train]:
         for _ in range(plan.asterisk_copies):
@@ -251,7 +258,9 @@ def _render_chunk(
             ]
             stretches = [random.Random(chunk[i][0].seed).uniform(0.85, 1.2) for i in idx]
             texts = [chunk[i][0].text for i in idx]
-            for i, x in zip(idx, synth.festival_batch(voice, texts, stretches, tmp), strict=True):
+            f0s = [chunk[i][0].f0 for i in idx]
+            made = synth.festival_batch(voice, texts, stretches, tmp, f0s)
+            for i, x in zip(idx, made, strict=True):
                 audio[i] = x
         for i, (utt, group) in enumerate(chunk):
             x = audio[i] if i in audio else synth.synthesize(utt, tmp)

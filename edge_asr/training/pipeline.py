@@ -10,6 +10,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,6 +52,18 @@ class RunConfig:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+# --strong-augment: TrainConfig's augmentation settings it replaces.
+STRONG_AUGMENT: dict[str, Any] = {
+    "warp": (0.8, 1.2),
+    "p_warp": 0.7,
+    "freq_mask_bins": 20,
+    "time_masks": 4,
+}
+
+# --festival-variety: the diphone voice's mean pitch is drawn from this range (Hz, log-uniform).
+FESTIVAL_VARIETY_F0 = (80.0, 220.0)
+
+
 def full_config(
     seed: int,
     max_minutes: float,
@@ -60,25 +73,28 @@ def full_config(
     utterance_cmn: bool = False,
     strong_augment: bool = False,
     hidden: int = HIDDEN,
+    festival_variety: bool = False,
 ) -> RunConfig:
     # Another recipe, another cache: its data and checkpoints live in their own folder.
     name = "full" if voice_change == 0 else f"full-vc{voice_change:g}"
     name += "-ucmn" if utterance_cmn else ""
     name += "-sa" if strong_augment else ""
     name += f"-h{hidden}" if hidden != HIDDEN else ""
+    name += "-fv" if festival_variety else ""
     train_cfg = TrainConfig(steps=steps, max_minutes=max_minutes, threads=threads, seed=seed)
     if strong_augment:
-        train_cfg = replace(train_cfg, warp=(0.8, 1.2), p_warp=0.7, freq_mask_bins=20, time_masks=4)
+        train_cfg = replace(train_cfg, **STRONG_AUGMENT)
     return RunConfig(
         name=name,
         data=data.DataPlan(
-            espeak=24000,
-            festival_per_voice=2000,
+            espeak=20000 if festival_variety else 24000,
+            festival_per_voice=5000 if festival_variety else 2000,
             asterisk_copies=8,
             noise=800,
             eval_per_voice=60,
             eval_train_voices=200,
             voice_change=voice_change,
+            festival_f0=FESTIVAL_VARIETY_F0 if festival_variety else None,
         ),
         train=train_cfg,
         conv_channels=32,

@@ -57,6 +57,7 @@ class Utterance:
     augment: bool = True
     noisy_eval: bool = False  # evaluation copy with noise and reverb (audio kept)
     voice_change: bool = False  # training copy made into another speaker (augment.change_voice)
+    f0: float = 0.0  # festival diphone voices: mean pitch in Hz (0: the voice's own)
 
 
 def _to_16k(samples: np.ndarray, rate: int) -> np.ndarray:
@@ -91,16 +92,35 @@ def flite(voice: str, text: str, tmp: Path) -> np.ndarray:
     return _read_wav(out)
 
 
+# A diphone voice's pitch spread, relative to its mean (ked_diphone's own: 15 Hz at 105 Hz).
+FESTIVAL_F0_SPREAD = 0.14
+
+
 def festival_batch(
-    voice: str, texts: list[str], stretches: list[float], tmp: Path
+    voice: str,
+    texts: list[str],
+    stretches: list[float],
+    tmp: Path,
+    f0s: list[float] | None = None,
 ) -> list[np.ndarray]:
-    """Synthesize many texts in one festival process (its start-up dominates otherwise)."""
-    lines = [f"(voice_{voice})"]
+    """Synthesize many texts in one festival process (its start-up dominates otherwise).
+
+    ``f0s`` moves a diphone voice's mean pitch (Hz; 0 keeps the voice's own). It sets the
+    linear-regression intonation targets, which HTS voices do not use.
+    """
+    lines = [f"(voice_{voice})", "(set! own_f0 int_lr_params)"]
     paths = []
     for i, (text, stretch) in enumerate(zip(texts, stretches, strict=True)):
         path = tmp / f"fest{i}.wav"
         paths.append(path)
         safe = text.replace('"', "").replace("\\", "")
+        f0 = f0s[i] if f0s else 0.0
+        lines.append(
+            "(set! int_lr_params own_f0)"
+            if f0 <= 0
+            else f"(set! int_lr_params '((target_f0_mean {f0:.1f}) "
+            f"(target_f0_std {f0 * FESTIVAL_F0_SPREAD:.1f}) (model_f0_mean 170) (model_f0_std 34)))"
+        )
         lines.append(
             f"(Parameter.set 'Duration_Stretch {stretch:.3f})"
             f'(set! u (utt.synth (Utterance Text "{safe}")))'
@@ -127,7 +147,7 @@ def synthesize(utt: Utterance, tmp: Path) -> np.ndarray:
     if utt.engine == "flite":
         return flite(utt.voice, utt.text, tmp)
     if utt.engine == "festival":
-        return festival_batch(utt.voice, [utt.text], [1.0], tmp)[0]
+        return festival_batch(utt.voice, [utt.text], [1.0], tmp, [utt.f0])[0]
     if utt.engine == "asterisk":
         return _read_wav(Path(utt.voice))
     if utt.engine == "noise":
