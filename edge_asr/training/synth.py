@@ -115,6 +115,8 @@ def festival_batch(
         paths.append(path)
         safe = text.replace('"', "").replace("\\", "")
         f0 = f0s[i] if f0s else 0.0
+        # model_f0_*: the statistics of the F0 model the diphone voices share (f2b's), as
+        # ked_diphone sets them; only the target changes.
         lines.append(
             "(set! int_lr_params own_f0)"
             if f0 <= 0
