@@ -12,12 +12,19 @@ import sys
 from pathlib import Path
 
 from edge_asr.training.model import HIDDEN
-from edge_asr.training.pipeline import STRONG_AUGMENT, full_config, run, smoke_config
+from edge_asr.training.pipeline import (
+    FESTIVAL_VARIETY,
+    FULL_DATA,
+    STRONG_AUGMENT,
+    full_config,
+    run,
+    smoke_config,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge_asr.training", description=__doc__)
-    strong = STRONG_AUGMENT
+    strong, variety = STRONG_AUGMENT, FESTIVAL_VARIETY
     parser.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     parser.add_argument(
         "--smoke", action="store_true", help="tiny data and a few steps (pipeline test)"
@@ -79,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--festival-variety",
         action="store_true",
-        help="full run: 5,000 utterances per festival voice (not 2,000) and 20,000 espeak-ng "
-        "ones (not 24,000); the diphone voice speaks at a random mean pitch (work folder "
-        "full-…-fv)",
+        help=f"full run: {variety['festival_per_voice']:,} utterances per festival voice (not "
+        f"{FULL_DATA.festival_per_voice:,}) and {variety['espeak']:,} espeak-ng ones (not "
+        f"{FULL_DATA.espeak:,}); the diphone voice speaks at a random mean pitch of "
+        f"{variety['festival_f0'][0]:g}-{variety['festival_f0'][1]:g} Hz (work folder full-…-fv)",
     )
     args = parser.parse_args(argv)
     if not 0.0 <= args.voice_change <= 1.0:

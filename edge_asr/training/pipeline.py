@@ -63,6 +63,21 @@ STRONG_AUGMENT: dict[str, Any] = {
 # --festival-variety: the diphone voice's mean pitch is drawn from this range (Hz, log-uniform).
 FESTIVAL_VARIETY_F0 = (80.0, 220.0)
 
+# The full recipe's data plan, and what --festival-variety replaces in it.
+FULL_DATA = data.DataPlan(
+    espeak=24000,
+    festival_per_voice=2000,
+    asterisk_copies=8,
+    noise=800,
+    eval_per_voice=60,
+    eval_train_voices=200,
+)
+FESTIVAL_VARIETY: dict[str, Any] = {
+    "espeak": 20000,
+    "festival_per_voice": 5000,
+    "festival_f0": FESTIVAL_VARIETY_F0,
+}
+
 
 def full_config(
     seed: int,
@@ -84,18 +99,12 @@ def full_config(
     train_cfg = TrainConfig(steps=steps, max_minutes=max_minutes, threads=threads, seed=seed)
     if strong_augment:
         train_cfg = replace(train_cfg, **STRONG_AUGMENT)
+    plan = replace(FULL_DATA, voice_change=voice_change)
+    if festival_variety:
+        plan = replace(plan, **FESTIVAL_VARIETY)
     return RunConfig(
         name=name,
-        data=data.DataPlan(
-            espeak=20000 if festival_variety else 24000,
-            festival_per_voice=5000 if festival_variety else 2000,
-            asterisk_copies=8,
-            noise=800,
-            eval_per_voice=60,
-            eval_train_voices=200,
-            voice_change=voice_change,
-            festival_f0=FESTIVAL_VARIETY_F0 if festival_variety else None,
-        ),
+        data=plan,
         train=train_cfg,
         conv_channels=32,
         hidden=hidden,
