@@ -87,3 +87,33 @@ def test_festival_variety_is_its_own_recipe_and_the_card_says_how_it_was_made() 
     text = card.render(metrics)
     assert "--festival-variety" in text
     assert "the diphone voice at a mean pitch of 80–220 Hz" in text
+
+
+def test_another_festival_share_is_its_own_recipe_and_the_card_repeats_it() -> None:
+    more = full_config(0, 78.0, festival_variety=True, festival_per_voice=8000)
+    assert more.name == "full-fv-fpv8000"  # its own cache and checkpoints
+    assert (more.data.espeak, more.data.festival_per_voice) == (20000, 8000)
+    assert more.data.festival_f0 == FESTIVAL_VARIETY_F0
+    # asking for the recipe's own count is the recipe
+    assert full_config(0, 78.0, festival_variety=True, festival_per_voice=5000).name == "full-fv"
+    assert full_config(0, 78.0, festival_per_voice=2000).name == "full"
+    assert full_config(0, 78.0, festival_per_voice=3000).data.festival_per_voice == 3000
+
+    metrics = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    plan = metrics["data"]["plan"]
+    plan["festival_f0"], plan["festival_per_voice"] = list(FESTIVAL_VARIETY_F0), 5000
+    assert "--festival-per-voice" not in card.render(metrics)
+    plan["festival_per_voice"] = 8000
+    assert "--festival-variety --festival-per-voice 8000" in card.render(metrics)
+    plan.pop("festival_f0")
+    plan["festival_per_voice"] = 2000
+    assert "--festival-per-voice" not in card.render(metrics)
+
+
+def test_the_festival_share_must_be_a_count(capsys: pytest.CaptureFixture[str]) -> None:
+    from edge_asr.training.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--out", "unused", "--festival-per-voice", "-5"])
+    assert exit_.value.code == 2
+    assert "--festival-per-voice must be between 0 and 100000, not -5" in capsys.readouterr().err

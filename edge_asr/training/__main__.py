@@ -91,11 +91,23 @@ def main(argv: list[str] | None = None) -> int:
         f"{FULL_DATA.espeak:,}); the diphone voice speaks at a random mean pitch of "
         f"{variety['festival_f0'][0]:g}-{variety['festival_f0'][1]:g} Hz (work folder full-…-fv)",
     )
+    parser.add_argument(
+        "--festival-per-voice",
+        type=int,
+        metavar="N",
+        help="full run: utterances per festival training voice (default "
+        f"{FULL_DATA.festival_per_voice:,}, {variety['festival_per_voice']:,} with "
+        "--festival-variety; another number trains in work folder full-…-fpvN)",
+    )
     args = parser.parse_args(argv)
     if not 0.0 <= args.voice_change <= 1.0:
         parser.error(f"--voice-change must be between 0 and 1, not {args.voice_change:g}")
     if not 16 <= args.hidden <= 1024:
         parser.error(f"--hidden must be between 16 and 1024, not {args.hidden}")
+    if args.festival_per_voice is not None and not 0 <= args.festival_per_voice <= 100_000:
+        parser.error(
+            f"--festival-per-voice must be between 0 and 100000, not {args.festival_per_voice}"
+        )
 
     if args.smoke:
         cfg = smoke_config(args.seed, args.max_minutes, args.threads)
@@ -110,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             args.strong_augment,
             args.hidden,
             args.festival_variety,
+            args.festival_per_voice,
         )
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)

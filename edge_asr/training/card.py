@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from edge_asr.training import augment
@@ -224,6 +225,12 @@ def render(m: dict[str, Any]) -> str:
     festival_f0 = data["plan"].get("festival_f0")
     if not smoke and festival_f0:
         command += " --festival-variety"
+    from edge_asr.training.pipeline import FESTIVAL_VARIETY, FULL_DATA  # (imports this module)
+
+    recipe = FESTIVAL_VARIETY if festival_f0 else asdict(FULL_DATA)
+    per_voice = data["plan"]["festival_per_voice"]
+    if not smoke and per_voice != recipe["festival_per_voice"]:
+        command += f" --festival-per-voice {per_voice}"
     festival_pitch = (
         f"; the diphone voice at a mean pitch of {_span(tuple(festival_f0), '.0f')} Hz (log-uniform)"
         if festival_f0

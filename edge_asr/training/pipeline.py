@@ -89,6 +89,7 @@ def full_config(
     strong_augment: bool = False,
     hidden: int = HIDDEN,
     festival_variety: bool = False,
+    festival_per_voice: int | None = None,
 ) -> RunConfig:
     # Another recipe, another cache: its data and checkpoints live in their own folder.
     name = "full" if voice_change == 0 else f"full-vc{voice_change:g}"
@@ -96,12 +97,15 @@ def full_config(
     name += "-sa" if strong_augment else ""
     name += f"-h{hidden}" if hidden != HIDDEN else ""
     name += "-fv" if festival_variety else ""
-    train_cfg = TrainConfig(steps=steps, max_minutes=max_minutes, threads=threads, seed=seed)
-    if strong_augment:
-        train_cfg = replace(train_cfg, **STRONG_AUGMENT)
     plan = replace(FULL_DATA, voice_change=voice_change)
     if festival_variety:
         plan = replace(plan, **FESTIVAL_VARIETY)
+    if festival_per_voice is not None and festival_per_voice != plan.festival_per_voice:
+        name += f"-fpv{festival_per_voice}"
+        plan = replace(plan, festival_per_voice=festival_per_voice)
+    train_cfg = TrainConfig(steps=steps, max_minutes=max_minutes, threads=threads, seed=seed)
+    if strong_augment:
+        train_cfg = replace(train_cfg, **STRONG_AUGMENT)
     return RunConfig(
         name=name,
         data=plan,
