@@ -63,8 +63,9 @@ class AudioSettings(_Section):
     capture_rate: int | None = Field(
         default=None,
         gt=0,
-        description="Capture sample rate in Hz for 'mic'; empty = the device's native rate. "
-        "Audio is resampled to 16 kHz.",
+        description="Capture sample rate in Hz for 'mic'; empty = 16 kHz if the device takes it "
+        "(sound servers and many USB microphones do; lowest latency), else the device's native "
+        "rate. Audio at another rate is resampled to 16 kHz with soxr.",
     )
     channels: int = Field(
         default=1,

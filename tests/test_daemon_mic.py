@@ -84,6 +84,29 @@ def test_spoken_command_reaches_subscriber_as_transcript_json(
 
     if test_model.real:
         assert _key_words_heard(message.text, ["kitchen", "light"]), message.text
+    # the sound server converts: nothing is resampled in the daemon
+    assert re.search(r"capturing from device \d+ \(.*\) at 16000 Hz", daemon.log), daemon.log
+    assert daemon.stop() == 0
+
+
+@pytest.mark.timeout(120)
+def test_a_capture_rate_asked_for_is_used_and_resampled_to_16_khz(
+    broker: Broker,
+    pulse: Pulse,
+    subscriber_factory: Callable[..., Subscriber],
+    daemon_factory: Callable[..., Daemon],
+    make_speech: Callable[..., Path],
+    test_model: ModelUnderTest,
+) -> None:
+    sub = subscriber_factory(broker)
+    daemon = _start(daemon_factory, broker, pulse, "--set", "audio.capture_rate=48000")
+    assert re.search(r"capturing from device \d+ \(.*\) at 48000 Hz", daemon.log), daemon.log
+    pulse.play(make_speech("turn on the kitchen light"))
+    (final,) = sub.wait_for("transcript", timeout=30)
+    message = TranscriptMessage.model_validate_json(final.payload)
+    assert 1.0 < message.duration_s < 4.0
+    if test_model.real:
+        assert _key_words_heard(message.text, ["kitchen", "light"]), message.text
     assert daemon.stop() == 0
 
 

@@ -1,7 +1,8 @@
 """Audio sources: a sound device, a file, or raw PCM on stdin.
 
 Each yields ``AudioBlock``s of float32 mono samples at 16 kHz until its input ends or
-``stop()`` is called. Devices are opened at their native rate and resampled with soxr; the
+``stop()`` is called. Devices are opened at 16 kHz where they take it (a sound server or the
+device itself converts), else at their native rate and resampled here with soxr; the
 sounddevice callback only hands blocks over, never works or blocks.
 """
 
@@ -14,7 +15,7 @@ import select
 import sys
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -131,6 +132,21 @@ def list_input_devices() -> list[InputDevice]:
     return found
 
 
+def capture_rate_for(device: InputDevice, asked: int | None, takes: Callable[[int], bool]) -> int:
+    """The rate to open ``device`` at: ``asked`` if set, else 16 kHz if the device ``takes`` it,
+    else its native rate.
+
+    At 16 kHz nothing is resampled here: soxr's filter holds back ~22 ms of audio, which the
+    end of every utterance waits for, and costs CPU on every block. Sound servers (PulseAudio,
+    PipeWire) convert with a good filter, and many USB microphones deliver 16 kHz themselves.
+    """
+    if asked:
+        return asked
+    if device.default_rate != TARGET_RATE and takes(TARGET_RATE):
+        return TARGET_RATE
+    return device.default_rate
+
+
 def describe_devices(devices: list[InputDevice]) -> str:
     """Lines like ``* 1  default (ALSA)  32 ch  44100 Hz``; '*' marks the default."""
     if not devices:
@@ -243,7 +259,16 @@ class MicSource:
     def _open(self, device: InputDevice) -> Any:
         import sounddevice as sd
 
-        self._rate = self._capture_rate or device.default_rate
+        def takes(rate: int) -> bool:
+            try:
+                sd.check_input_settings(
+                    device=device.index, channels=self._channels, dtype="float32", samplerate=rate
+                )
+            except (sd.PortAudioError, ValueError):
+                return False
+            return True
+
+        self._rate = capture_rate_for(device, self._capture_rate, takes)
         stream = sd.InputStream(
             device=device.index,
             samplerate=self._rate,
