@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from dataclasses import replace
@@ -10,11 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("torch", reason="needs the [train] extra")
 parselmouth = pytest.importorskip("parselmouth", reason="needs the [train] extra")
 
 from edge_asr.asr.features import SAMPLE_RATE  # noqa: E402
-from edge_asr.training import data, synth  # noqa: E402
+from edge_asr.training import card, data, synth  # noqa: E402
+from edge_asr.training.__main__ import main  # noqa: E402
 from edge_asr.training.augment import _pitch_in_bounds, change_voice  # noqa: E402
+from edge_asr.training.pipeline import full_config  # noqa: E402
 from edge_asr.training.text import SentenceGenerator, load_vocabulary  # noqa: E402
 
 
@@ -88,6 +92,38 @@ def test_plan_marks_its_share_for_a_voice_change_and_changes_nothing_else() -> N
     share = sum(u.voice_change for u in speech) / len(speech)
     assert 0.33 < share < 0.47
     assert not any(u.voice_change for u, _ in changed if u.engine == "noise")
+
+    # only the sources asked for: the natural-sounding ones, not espeak-ng's
+    natural = data.plan_train(
+        replace(plan, voice_change=0.4, voice_change_on=("festival", "asterisk")), gen, seed=3
+    )
+    assert [(replace(u, voice_change=False), g) for u, g in natural] == base
+    assert not any(u.voice_change for u, _ in natural if u.engine in ("espeak", "noise"))
+    for engine in ("festival", "asterisk"):
+        of_it = [u.voice_change for u, _ in natural if u.engine == engine]
+        assert 0.25 < sum(of_it) / len(of_it) < 0.55, engine
+
+
+def test_voice_change_on_some_sources_is_its_own_recipe_and_the_card_repeats_it() -> None:
+    every = full_config(0, 78.0, voice_change=0.5)
+    some = full_config(0, 78.0, voice_change=0.5, voice_change_on=("festival", "asterisk"))
+    assert (every.name, some.name) == ("full-vc0.5", "full-vc0.5-on-festival+asterisk")
+    assert some.data.voice_change_on == ("festival", "asterisk")
+    assert replace(some.data, voice_change_on=every.data.voice_change_on) == every.data
+
+    shipped = Path(__file__).parents[1] / "edge_asr" / "models" / "home-en" / "metrics.json"
+    metrics = json.loads(shipped.read_text(encoding="utf-8"))
+    metrics["data"]["plan"].update(voice_change=0.5, voice_change_on=["festival", "asterisk"])
+    text = card.render(metrics)
+    assert "--voice-change 0.5 --voice-change-on festival,asterisk" in text
+    assert "50% of the training speech from festival and asterisk was made into" in text
+    metrics["data"]["plan"].pop("voice_change_on")  # a run from before the setting: all of it
+    text = card.render(metrics)
+    assert "--voice-change-on" not in text and "50% of the training speech was made" in text
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--out", "unused", "--voice-change-on", "festival,flite"])
+    assert exit_.value.code == 2
 
 
 def test_a_range_change_that_would_take_the_pitch_too_low_is_not_made() -> None:

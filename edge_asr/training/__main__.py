@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from edge_asr.training.data import VOICE_CHANGE_SOURCES
 from edge_asr.training.model import HIDDEN
 from edge_asr.training.pipeline import (
     FESTIVAL_VARIETY,
@@ -62,6 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         "Change gender (needs praat-parselmouth; work folder full-vcP)",
     )
     parser.add_argument(
+        "--voice-change-on",
+        default=",".join(VOICE_CHANGE_SOURCES),
+        metavar="SOURCES",
+        help="full run: the sources whose speech --voice-change applies to, comma-separated "
+        f"from {', '.join(VOICE_CHANGE_SOURCES)} (default all; asterisk is the real speaker; "
+        "a subset trains in work folder full-vcP-on-…)",
+    )
+    parser.add_argument(
         "--utterance-cmn",
         action="store_true",
         help="full run: the model subtracts each utterance's mean feature (in the ONNX graph; "
@@ -102,6 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0.0 <= args.voice_change <= 1.0:
         parser.error(f"--voice-change must be between 0 and 1, not {args.voice_change:g}")
+    sources = tuple(dict.fromkeys(x.strip() for x in args.voice_change_on.split(",") if x.strip()))
+    unknown = [x for x in sources if x not in VOICE_CHANGE_SOURCES]
+    if unknown or not sources:
+        parser.error(
+            f"--voice-change-on takes sources from {', '.join(VOICE_CHANGE_SOURCES)}, "
+            f"not {args.voice_change_on!r}"
+        )
     if not 16 <= args.hidden <= 1024:
         parser.error(f"--hidden must be between 16 and 1024, not {args.hidden}")
     if args.festival_per_voice is not None and not 0 <= args.festival_per_voice <= 100_000:
@@ -123,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             args.hidden,
             args.festival_variety,
             args.festival_per_voice,
+            sources,
         )
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)

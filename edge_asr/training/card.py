@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from edge_asr.training import augment
+from edge_asr.training.data import VOICE_CHANGE_SOURCES
 from edge_asr.training.model import HIDDEN
 from edge_asr.training.text import load_vocabulary
 from edge_asr.training.train import TrainConfig, augment_settings
@@ -182,8 +183,14 @@ def render(m: dict[str, Any]) -> str:
     words = load_vocabulary()
     parity = m["sherpa_onnx_parity"]
     share = float(data["plan"].get("voice_change", 0.0))
+    changed = tuple(data["plan"].get("voice_change_on", VOICE_CHANGE_SOURCES))
+    of_what = (
+        "the training speech"
+        if set(changed) == set(VOICE_CHANGE_SOURCES)
+        else "the training speech from " + " and ".join(changed)
+    )
     voice_change = (
-        f"\nBefore all that, {share:.0%} of the training speech was made into another speaker with "
+        f"\nBefore all that, {share:.0%} of {of_what} was made into another speaker with "
         "Praat's Change gender (PSOLA, via praat-parselmouth): formants scaled by "
         f"{_span(augment.VOICE_FORMANT_RATIO)}, pitch median moved to "
         f"{_span(augment.VOICE_PITCH_HZ, '.0f')} Hz (kept with p {augment.VOICE_KEEP_PITCH:g}), "
@@ -216,6 +223,8 @@ def render(m: dict[str, Any]) -> str:
     command += f" --max-minutes {tr['max_minutes']:g}"
     if share:
         command += f" --voice-change {share:g}"
+        if set(changed) != set(VOICE_CHANGE_SOURCES):
+            command += f" --voice-change-on {','.join(changed)}"
     if model.get("utterance_cmn"):
         command += " --utterance-cmn"
     if not smoke and aug != _DEFAULT_AUGMENT:

@@ -38,6 +38,10 @@ def noisy_eval_augmenter() -> Augmenter:
     )  # fmt: skip
 
 
+# The training sources a voice change can apply to (noise has no voice).
+VOICE_CHANGE_SOURCES = ("espeak", "festival", "asterisk")
+
+
 @dataclass(frozen=True)
 class DataPlan:
     """How much of each source to make."""
@@ -51,6 +55,7 @@ class DataPlan:
     asterisk_max_train: int | None = None
     asterisk_max_eval: int | None = None
     voice_change: float = 0.0  # share of training speech made into another speaker (PSOLA)
+    voice_change_on: tuple[str, ...] = VOICE_CHANGE_SOURCES  # ... of these sources' speech
     festival_f0: tuple[float, float] | None = None  # diphone voices' mean pitch range (Hz)
 
 
@@ -142,7 +147,7 @@ def plan_train(plan: DataPlan, gen: SentenceGenerator, seed: int) -> list[tuple[
         pick = random.Random(seed + 99)
         out = [
             (replace(u, voice_change=True), g)
-            if u.engine != "noise" and pick.random() < plan.voice_change
+            if u.engine in plan.voice_change_on and pick.random() < plan.voice_change
             else (u, g)
             for u, g in out
         ]

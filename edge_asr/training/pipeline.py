@@ -90,14 +90,17 @@ def full_config(
     hidden: int = HIDDEN,
     festival_variety: bool = False,
     festival_per_voice: int | None = None,
+    voice_change_on: tuple[str, ...] = data.VOICE_CHANGE_SOURCES,
 ) -> RunConfig:
     # Another recipe, another cache: its data and checkpoints live in their own folder.
     name = "full" if voice_change == 0 else f"full-vc{voice_change:g}"
+    if voice_change and set(voice_change_on) != set(data.VOICE_CHANGE_SOURCES):
+        name += "-on-" + "+".join(voice_change_on)
     name += "-ucmn" if utterance_cmn else ""
     name += "-sa" if strong_augment else ""
     name += f"-h{hidden}" if hidden != HIDDEN else ""
     name += "-fv" if festival_variety else ""
-    plan = replace(FULL_DATA, voice_change=voice_change)
+    plan = replace(FULL_DATA, voice_change=voice_change, voice_change_on=tuple(voice_change_on))
     if festival_variety:
         plan = replace(plan, **FESTIVAL_VARIETY)
     if festival_per_voice is not None and festival_per_voice != plan.festival_per_voice:
