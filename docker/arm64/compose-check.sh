@@ -99,7 +99,7 @@ transcript=$(grep -m1 '/transcript ' "$WORK/mqtt.log" || true)
 echo "MQTT: ${transcript:-nothing}" >&2
 docker-compose -p "$PROJECT" logs --tail 15 edge-asr-pulse >&2 || true
 [ -n "$transcript" ] || die "no transcript reached MQTT"
-# Live capture (resampled from the sound server's rate, cut by the VAD) is not bit-exact like
+# Live capture (converted by the sound server, cut by the VAD) is not bit-exact like
 # a file: allow one word of difference; this checks the path, the model has its own tests.
 python3 - "${transcript#* }" "$EXPECTED_TEXT" <<'EOF' || die "wrong transcript (expected '$EXPECTED_TEXT')"
 import json, sys
