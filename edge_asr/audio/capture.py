@@ -137,8 +137,8 @@ def capture_rate_for(device: InputDevice, asked: int | None, takes: Callable[[in
     else its native rate.
 
     At 16 kHz nothing is resampled here: soxr's filter holds back ~22 ms of audio, which the
-    end of every utterance waits for, and costs CPU on every block. Sound servers (PulseAudio,
-    PipeWire) convert with a good filter, and many USB microphones deliver 16 kHz themselves.
+    end of every utterance waits for. Sound servers (PulseAudio, PipeWire) convert with a good
+    filter, and many USB microphones deliver 16 kHz themselves.
     """
     if asked:
         return asked
