@@ -16,11 +16,8 @@ parselmouth = pytest.importorskip("parselmouth", reason="needs the [train] extra
 
 from edge_asr.asr.features import SAMPLE_RATE  # noqa: E402
 from edge_asr.training import card, data, synth  # noqa: E402
-from edge_asr.training.pipeline import (  # noqa: E402
-    FESTIVAL_VARIETY_F0,
-    full_config,
-    smoke_config,
-)
+from edge_asr.training.data import FESTIVAL_VARIETY_F0  # noqa: E402
+from edge_asr.training.pipeline import full_config, smoke_config  # noqa: E402
 from edge_asr.training.text import SentenceGenerator, load_vocabulary  # noqa: E402
 
 KED = Path("/usr/share/festival/voices/english/ked_diphone")

@@ -11,16 +11,9 @@ import logging
 import sys
 from pathlib import Path
 
-from edge_asr.training.data import VOICE_CHANGE_SOURCES
+from edge_asr.training.data import FESTIVAL_VARIETY, FULL_DATA, VOICE_CHANGE_SOURCES
 from edge_asr.training.model import HIDDEN
-from edge_asr.training.pipeline import (
-    FESTIVAL_VARIETY,
-    FULL_DATA,
-    STRONG_AUGMENT,
-    full_config,
-    run,
-    smoke_config,
-)
+from edge_asr.training.pipeline import STRONG_AUGMENT, full_config, run, smoke_config
 
 
 def main(argv: list[str] | None = None) -> int:

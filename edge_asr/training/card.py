@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from edge_asr.training import augment
-from edge_asr.training.data import VOICE_CHANGE_SOURCES
+from edge_asr.training.data import FESTIVAL_VARIETY, FULL_DATA, VOICE_CHANGE_SOURCES
 from edge_asr.training.model import HIDDEN
 from edge_asr.training.text import load_vocabulary
 from edge_asr.training.train import TrainConfig, augment_settings
@@ -234,8 +234,6 @@ def render(m: dict[str, Any]) -> str:
     festival_f0 = data["plan"].get("festival_f0")
     if not smoke and festival_f0:
         command += " --festival-variety"
-    from edge_asr.training.pipeline import FESTIVAL_VARIETY, FULL_DATA  # (imports this module)
-
     recipe = FESTIVAL_VARIETY if festival_f0 else asdict(FULL_DATA)
     per_voice = data["plan"]["festival_per_voice"]
     if not smoke and per_voice != recipe["festival_per_voice"]:

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soxr
@@ -57,6 +58,25 @@ class DataPlan:
     voice_change: float = 0.0  # share of training speech made into another speaker (PSOLA)
     voice_change_on: tuple[str, ...] = VOICE_CHANGE_SOURCES  # ... of these sources' speech
     festival_f0: tuple[float, float] | None = None  # diphone voices' mean pitch range (Hz)
+
+
+# --festival-variety: the diphone voice's mean pitch is drawn from this range (Hz, log-uniform).
+FESTIVAL_VARIETY_F0 = (80.0, 220.0)
+
+# The full recipe's data plan, and what --festival-variety replaces in it.
+FULL_DATA = DataPlan(
+    espeak=24000,
+    festival_per_voice=2000,
+    asterisk_copies=8,
+    noise=800,
+    eval_per_voice=60,
+    eval_train_voices=200,
+)
+FESTIVAL_VARIETY: dict[str, Any] = {
+    "espeak": 20000,
+    "festival_per_voice": 5000,
+    "festival_f0": FESTIVAL_VARIETY_F0,
+}
 
 
 @dataclass

@@ -18,6 +18,7 @@ import torch
 from edge_asr.asr.bundle import BUILTIN_MODEL_DIR
 from edge_asr.asr.tokens import TokenTable
 from edge_asr.training import calibrate, card, data, synth
+from edge_asr.training.data import FESTIVAL_VARIETY, FULL_DATA, VOICE_CHANGE_SOURCES
 from edge_asr.training.evaluate import (
     GroupScore,
     OnnxCtc,
@@ -60,24 +61,6 @@ STRONG_AUGMENT: dict[str, Any] = {
     "time_masks": 4,
 }
 
-# --festival-variety: the diphone voice's mean pitch is drawn from this range (Hz, log-uniform).
-FESTIVAL_VARIETY_F0 = (80.0, 220.0)
-
-# The full recipe's data plan, and what --festival-variety replaces in it.
-FULL_DATA = data.DataPlan(
-    espeak=24000,
-    festival_per_voice=2000,
-    asterisk_copies=8,
-    noise=800,
-    eval_per_voice=60,
-    eval_train_voices=200,
-)
-FESTIVAL_VARIETY: dict[str, Any] = {
-    "espeak": 20000,
-    "festival_per_voice": 5000,
-    "festival_f0": FESTIVAL_VARIETY_F0,
-}
-
 
 def full_config(
     seed: int,
@@ -90,11 +73,11 @@ def full_config(
     hidden: int = HIDDEN,
     festival_variety: bool = False,
     festival_per_voice: int | None = None,
-    voice_change_on: tuple[str, ...] = data.VOICE_CHANGE_SOURCES,
+    voice_change_on: tuple[str, ...] = VOICE_CHANGE_SOURCES,
 ) -> RunConfig:
     # Another recipe, another cache: its data and checkpoints live in their own folder.
     name = "full" if voice_change == 0 else f"full-vc{voice_change:g}"
-    if voice_change and set(voice_change_on) != set(data.VOICE_CHANGE_SOURCES):
+    if voice_change and set(voice_change_on) != set(VOICE_CHANGE_SOURCES):
         name += "-on-" + "+".join(voice_change_on)
     name += "-ucmn" if utterance_cmn else ""
     name += "-sa" if strong_augment else ""
