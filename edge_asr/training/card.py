@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from edge_asr.training import augment
-from edge_asr.training.data import FESTIVAL_VARIETY, FULL_DATA, VOICE_CHANGE_SOURCES
+from edge_asr.training.data import VOICE_CHANGE_SOURCES, full_plan
 from edge_asr.training.model import HIDDEN
 from edge_asr.training.text import load_vocabulary
 from edge_asr.training.train import TrainConfig, augment_settings
@@ -184,11 +183,8 @@ def render(m: dict[str, Any]) -> str:
     parity = m["sherpa_onnx_parity"]
     share = float(data["plan"].get("voice_change", 0.0))
     changed = tuple(data["plan"].get("voice_change_on", VOICE_CHANGE_SOURCES))
-    of_what = (
-        "the training speech"
-        if set(changed) == set(VOICE_CHANGE_SOURCES)
-        else "the training speech from " + " and ".join(changed)
-    )
+    some_sources = set(changed) != set(VOICE_CHANGE_SOURCES)
+    of_what = "the training speech" + (" from " + " and ".join(changed) if some_sources else "")
     voice_change = (
         f"\nBefore all that, {share:.0%} of {of_what} was made into another speaker with "
         "Praat's Change gender (PSOLA, via praat-parselmouth): formants scaled by "
@@ -223,7 +219,7 @@ def render(m: dict[str, Any]) -> str:
     command += f" --max-minutes {tr['max_minutes']:g}"
     if share:
         command += f" --voice-change {share:g}"
-        if set(changed) != set(VOICE_CHANGE_SOURCES):
+        if some_sources:
             command += f" --voice-change-on {','.join(changed)}"
     if model.get("utterance_cmn"):
         command += " --utterance-cmn"
@@ -234,9 +230,8 @@ def render(m: dict[str, Any]) -> str:
     festival_f0 = data["plan"].get("festival_f0")
     if not smoke and festival_f0:
         command += " --festival-variety"
-    recipe = FESTIVAL_VARIETY if festival_f0 else asdict(FULL_DATA)
     per_voice = data["plan"]["festival_per_voice"]
-    if not smoke and per_voice != recipe["festival_per_voice"]:
+    if not smoke and per_voice != full_plan(bool(festival_f0)).festival_per_voice:
         command += f" --festival-per-voice {per_voice}"
     festival_pitch = (
         f"; the diphone voice at a mean pitch of {_span(tuple(festival_f0), '.0f')} Hz (log-uniform)"

@@ -79,6 +79,11 @@ FESTIVAL_VARIETY: dict[str, Any] = {
 }
 
 
+def full_plan(festival_variety: bool) -> DataPlan:
+    """The full recipe's data plan, with or without --festival-variety."""
+    return replace(FULL_DATA, **FESTIVAL_VARIETY) if festival_variety else FULL_DATA
+
+
 @dataclass
 class FeatureSet:
     """Cached features of one set: float16 frames concatenated, with per-utterance metadata."""

@@ -18,7 +18,7 @@ import torch
 from edge_asr.asr.bundle import BUILTIN_MODEL_DIR
 from edge_asr.asr.tokens import TokenTable
 from edge_asr.training import calibrate, card, data, synth
-from edge_asr.training.data import FESTIVAL_VARIETY, FULL_DATA, VOICE_CHANGE_SOURCES
+from edge_asr.training.data import VOICE_CHANGE_SOURCES
 from edge_asr.training.evaluate import (
     GroupScore,
     OnnxCtc,
@@ -83,9 +83,11 @@ def full_config(
     name += "-sa" if strong_augment else ""
     name += f"-h{hidden}" if hidden != HIDDEN else ""
     name += "-fv" if festival_variety else ""
-    plan = replace(FULL_DATA, voice_change=voice_change, voice_change_on=tuple(voice_change_on))
-    if festival_variety:
-        plan = replace(plan, **FESTIVAL_VARIETY)
+    plan = replace(
+        data.full_plan(festival_variety),
+        voice_change=voice_change,
+        voice_change_on=tuple(voice_change_on),
+    )
     if festival_per_voice is not None and festival_per_voice != plan.festival_per_voice:
         name += f"-fpv{festival_per_voice}"
         plan = replace(plan, festival_per_voice=festival_per_voice)
