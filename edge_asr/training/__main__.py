@@ -101,6 +101,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{FULL_DATA.festival_per_voice:,}, {variety['festival_per_voice']:,} with "
         "--festival-variety; another number trains in work folder full-…-fpvN)",
     )
+    parser.add_argument(
+        "--average-last",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="full run: the model is the mean of its weights over the last share F of training "
+        "(a snapshot every 100 updates; e.g. 0.25; work folder full-…-avgF); the checkpoint "
+        "keeps the last weights too",
+    )
     args = parser.parse_args(argv)
     if not 0.0 <= args.voice_change <= 1.0:
         parser.error(f"--voice-change must be between 0 and 1, not {args.voice_change:g}")
@@ -111,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             f"--voice-change-on takes sources from {', '.join(VOICE_CHANGE_SOURCES)}, "
             f"not {args.voice_change_on!r}"
         )
+    if not 0.0 <= args.average_last < 1.0:
+        parser.error(f"--average-last must be at least 0 and below 1, not {args.average_last:g}")
     if not 16 <= args.hidden <= 1024:
         parser.error(f"--hidden must be between 16 and 1024, not {args.hidden}")
     if args.festival_per_voice is not None and not 0 <= args.festival_per_voice <= 100_000:
@@ -133,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             args.festival_variety,
             args.festival_per_voice,
             sources,
+            args.average_last,
         )
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)

@@ -93,6 +93,22 @@ def _resume_text(tr: dict[str, Any]) -> str:
     )
 
 
+def _average_text(tr: dict[str, Any]) -> str:
+    share, count = tr.get("average_last", 0.0), tr.get("averaged_snapshots", 0)
+    if not share:
+        return ""
+    if not count:
+        return (
+            f"\n\nWeight averaging over the last {share:.0%} of training was asked for, but "
+            "training stopped before it began: the model has its last weights."
+        )
+    return (
+        f"\n\nWeight averaging: the model's weights are the mean of {count} snapshots taken every "
+        f"{tr.get('average_every', 100)} updates over the last {share:.0%} of training (stochastic weight averaging), not the "
+        "last update's; the checkpoint keeps both."
+    )
+
+
 def _calibration_text(m: dict[str, Any]) -> str:
     cal = m.get("calibration")
     if not cal:
@@ -233,6 +249,8 @@ def render(m: dict[str, Any]) -> str:
     per_voice = data["plan"]["festival_per_voice"]
     if not smoke and per_voice != full_plan(bool(festival_f0)).festival_per_voice:
         command += f" --festival-per-voice {per_voice}"
+    if not smoke and tr.get("average_last"):
+        command += f" --average-last {tr['average_last']:g}"
     festival_pitch = (
         f"; the diphone voice at a mean pitch of {_span(tuple(festival_f0), '.0f')} Hz (log-uniform)"
         if festival_f0
@@ -327,7 +345,7 @@ whichever ends first), CTC loss, batches of similar length (â‰¤ 10,000 frames, â
 gradient clipping 5. Seed {seed}, torch {tr["torch"]}, {tr["threads"]} CPU threads.
 {tr["steps"]:,} updates (planned {tr["planned_steps"]:,}, budget {tr["max_minutes"]:g} min), {tr["epochs"]} epochs,
 {tr["train_minutes"]} training minutes; data synthesis and features {tr["data_minutes"]} minutes; export and
-evaluation {m["export_eval_minutes"]} minutes; all on one 2-core x86 machine. {_resume_text(tr)}{_calibration_text(m)}
+evaluation {m["export_eval_minutes"]} minutes; all on one 2-core x86 machine. {_resume_text(tr)}{_average_text(tr)}{_calibration_text(m)}
 
 ## Word error rates (%)
 Greedy = free CTC greedy decoding (may spell out-of-vocabulary words letter by letter);

@@ -74,6 +74,7 @@ def full_config(
     festival_variety: bool = False,
     festival_per_voice: int | None = None,
     voice_change_on: tuple[str, ...] = VOICE_CHANGE_SOURCES,
+    average_last: float = 0.0,
 ) -> RunConfig:
     # Another recipe, another cache: its data and checkpoints live in their own folder.
     name = "full" if voice_change == 0 else f"full-vc{voice_change:g}"
@@ -91,7 +92,15 @@ def full_config(
     if festival_per_voice is not None and festival_per_voice != plan.festival_per_voice:
         name += f"-fpv{festival_per_voice}"
         plan = replace(plan, festival_per_voice=festival_per_voice)
-    train_cfg = TrainConfig(steps=steps, max_minutes=max_minutes, threads=threads, seed=seed)
+    # Averaging changes only the end of training: same data, its own checkpoint folder.
+    name += f"-avg{average_last:g}" if average_last else ""
+    train_cfg = TrainConfig(
+        steps=steps,
+        max_minutes=max_minutes,
+        threads=threads,
+        seed=seed,
+        average_last=average_last,
+    )
     if strong_augment:
         train_cfg = replace(train_cfg, **STRONG_AUGMENT)
     return RunConfig(
@@ -256,6 +265,9 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
             "seed": seed,
             "steps": result.steps,
             "planned_steps": cfg.train.steps,
+            "average_last": cfg.train.average_last,
+            "average_every": cfg.train.average_every,
+            "averaged_snapshots": result.averaged,
             "augment": augment_settings(cfg.train),
             "max_minutes": cfg.train.max_minutes,
             "train_minutes": round(result.train_seconds / 60, 1),

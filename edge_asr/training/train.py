@@ -1,5 +1,5 @@
 """CTC training loop: length-bucketed batches, speaker/microphone augmentation, SpecAugment,
-warmup + cosine LR, checkpoints."""
+warmup + cosine LR, weight averaging over the last updates, checkpoints."""
 
 from __future__ import annotations
 
@@ -41,6 +41,10 @@ class TrainConfig:
     time_masks: int = 2  # SpecAugment: this many time masks of up to 5 % each
     eval_every: int = 500
     checkpoint_minutes: float = 4.0
+    # Share of the planned updates, at the end, whose weights are averaged into the final
+    # model (a snapshot every average_every updates); 0 keeps the last weights.
+    average_last: float = 0.0
+    average_every: int = 100
     threads: int = 2
     seed: int = 0
 
@@ -61,6 +65,7 @@ class TrainResult:
     train_seconds: float
     epochs: float
     final_loss: float
+    averaged: int = 0  # weight snapshots averaged into the model (0: the last weights)
 
 
 def make_batches(
@@ -208,6 +213,28 @@ def dev_wer(
     return wer(refs, free), wer(refs, vocab)
 
 
+class WeightAverage:
+    """A running mean of a model's floating-point weights (stochastic weight averaging)."""
+
+    def __init__(self, mean: dict[str, torch.Tensor] | None = None, count: int = 0) -> None:
+        self.mean = mean or {}
+        self.count = count
+
+    def add(self, model: torch.nn.Module) -> None:
+        self.count += 1
+        for key, value in model.state_dict().items():
+            if not value.is_floating_point():
+                continue
+            if key not in self.mean:
+                self.mean[key] = value.detach().clone()
+            else:
+                self.mean[key] += (value.detach() - self.mean[key]) / self.count
+
+    def apply(self, model: torch.nn.Module) -> None:
+        """Load the mean into ``model`` (its other entries, if any, stay)."""
+        model.load_state_dict({**model.state_dict(), **self.mean})
+
+
 def _save(path: Path, state: dict[str, object]) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -231,6 +258,7 @@ def train(
     ctc = torch.nn.CTCLoss(blank=table.blank_id, reduction="mean", zero_infinity=True)
     step, epoch, pos, elapsed = 0, 0, 0, 0.0
     loss_avg = float("nan")
+    average = WeightAverage()
     if checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
         try:
@@ -244,6 +272,8 @@ def train(
         opt.load_state_dict(state["optimizer"])
         step, epoch, pos, elapsed = state["step"], state["epoch"], state["pos"], state["elapsed"]
         loss_avg = float(state.get("loss_avg", float("nan")))
+        if state.get("average_plan") == (cfg.steps, cfg.average_last, cfg.average_every):
+            average = WeightAverage(state["average"], state["average_count"])
         torch.set_rng_state(state["torch_rng"])
         log.info("resumed from %s at step %d (%.1f min trained)", checkpoint, step, elapsed / 60)
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + step)
@@ -266,6 +296,9 @@ def train(
             "elapsed": elapsed,
             "loss_avg": loss_avg,
             "torch_rng": torch.get_rng_state(),
+            "average": average.mean,
+            "average_count": average.count,
+            "average_plan": (cfg.steps, cfg.average_last, cfg.average_every),
         }
 
     while step < cfg.steps and elapsed < budget:
@@ -284,7 +317,8 @@ def train(
         ys = [targets[i] for i in idx]
         y = torch.cat(ys) if ys else torch.zeros(0, dtype=torch.int64)
         y_lens = torch.tensor([len(t) for t in ys], dtype=torch.int64)
-        lr = lr_at(step, max(step / cfg.steps, elapsed / budget), cfg)
+        progress = max(step / cfg.steps, elapsed / budget)
+        lr = lr_at(step, progress, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
         lp, out_lens = model(x, lens)
@@ -297,6 +331,12 @@ def train(
         elapsed = time.monotonic() - t_start
         value = float(loss.detach())
         loss_avg = value if math.isnan(loss_avg) else 0.98 * loss_avg + 0.02 * value
+        if (
+            cfg.average_last > 0
+            and progress >= 1.0 - cfg.average_last
+            and step % cfg.average_every == 0
+        ):
+            average.add(model)
         if step % 50 == 0:
             log.info(
                 "step %d epoch %d loss %.3f (avg %.3f) lr %.2e batch %dx%d %.1f min",
@@ -308,7 +348,7 @@ def train(
         if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
             _save(checkpoint, state())
             last_ckpt = time.monotonic()
-    _save(checkpoint, state())
+    _save(checkpoint, state())  # the checkpoint keeps the last weights and the average apart
     g_wer, v_wer = dev_wer(model, dev, table)
     log.info(
         "training done: step %d, %.1f min, dev WER greedy %.1f %% vocab %.1f %%",
@@ -317,4 +357,17 @@ def train(
         g_wer,
         v_wer,
     )
-    return TrainResult(step, elapsed, epoch + pos / max(len(batches), 1), loss_avg)
+    if cfg.average_last > 0:
+        if average.count:
+            average.apply(model)
+            g_wer, v_wer = dev_wer(model, dev, table)
+            log.info(
+                "weights averaged over %d snapshots of the last %g of training: dev WER "
+                "greedy %.1f %% vocab %.1f %%",
+                average.count, cfg.average_last, g_wer, v_wer,
+            )  # fmt: skip
+        else:
+            log.warning("no weight snapshot was averaged: the model keeps its last weights")
+    return TrainResult(
+        step, elapsed, epoch + pos / max(len(batches), 1), loss_avg, averaged=average.count
+    )
