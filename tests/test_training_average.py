@@ -144,3 +144,16 @@ def test_the_averaged_share_must_be_below_one(capsys: pytest.CaptureFixture[str]
         main(["--out", "unused", "--average-last", "1"])
     assert exit_.value.code == 2
     assert "--average-last must be at least 0 and below 1, not 1" in capsys.readouterr().err
+
+
+def test_the_card_judges_the_time_budget_only_for_a_two_thread_run() -> None:
+    metrics = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    tr = metrics["training"]
+    tr.update(threads=2, data_minutes=10.0, train_minutes=100.0)
+    assert "**over** the budget of ≤ ~90 minutes" in card.render(metrics)
+    tr["train_minutes"] = 60.0
+    assert "within the budget of ≤ ~90 minutes" in card.render(metrics)
+    tr.update(threads=1, train_minutes=100.0)
+    text = card.render(metrics)
+    assert "with 1 torch thread, so this run does not measure the budget" in text
+    assert "**over**" not in text.split("## Goals", 1)[1].split("## Limitations", 1)[0]
