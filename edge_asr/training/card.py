@@ -341,8 +341,9 @@ Speaker and microphone augmentation, on the cached log-mel features of each batc
 - alsa-utils: the 8 channel-test recordings in `/usr/share/sounds/alsa/` ("front left", "rear center", …; one
   real human voice, 48 kHz mono, read as the runtime reads files: downmixed if stereo, quiet context added,
   resampled to 16 kHz). Transcript = file name; Noise.wav is skipped. Evaluation only, when installed.
-- asterisk: 20 % of the prompts (fixed by the seed).
-- Evaluation sentences are generated with different seeds from the training sentences (the templates are shared,
+- asterisk: 20 % of the prompts, the same for every training seed.
+- Evaluation sentences and audio are the same for every training seed (seed 0's), generated with other random
+  streams than the training sentences (the templates are shared,
   so many short commands also occur in training).
 
 ## Training

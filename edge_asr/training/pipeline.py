@@ -162,7 +162,7 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
     train_set = data.build(train_plan, work / "data" / "train", cfg.workers, keep_audio=False)
     evals = {
         name: data.build(utts, work / "data" / name, cfg.workers, keep_audio=True)
-        for name, utts in data.plan_eval(cfg.data, gen, seed).items()
+        for name, utts in data.plan_eval(cfg.data, gen).items()
     }
     alsa = data.alsa_real_set()  # real human speech, evaluation only; absent without alsa-utils
     if alsa is not None:
