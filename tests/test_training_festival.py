@@ -114,3 +114,30 @@ def test_the_festival_share_must_be_a_count(capsys: pytest.CaptureFixture[str]) 
         main(["--out", "unused", "--festival-per-voice", "-5"])
     assert exit_.value.code == 2
     assert "--festival-per-voice must be between 0 and 100000, not -5" in capsys.readouterr().err
+
+
+def test_another_espeak_share_is_its_own_recipe_and_the_card_repeats_it() -> None:
+    mix = full_config(0, 78.0, festival_variety=True, festival_per_voice=8000, espeak=14000)
+    assert mix.name == "full-fv-fpv8000-esp14000"  # its own cache and checkpoints
+    assert (mix.data.espeak, mix.data.festival_per_voice) == (14000, 8000)
+    assert full_config(0, 78.0, festival_variety=True, espeak=20000).name == "full-fv"
+    assert full_config(0, 78.0, espeak=24000).name == "full"
+
+    metrics = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    plan = metrics["data"]["plan"]
+    plan["festival_f0"], plan["espeak"] = list(FESTIVAL_VARIETY_F0), 20000
+    assert "--espeak" not in card.render(metrics)
+    plan["espeak"] = 14000
+    assert "--festival-variety --espeak 14000" in card.render(metrics)
+    plan.pop("festival_f0")
+    plan["espeak"] = 24000
+    assert "--espeak" not in card.render(metrics)
+
+
+def test_the_espeak_share_must_be_a_count(capsys: pytest.CaptureFixture[str]) -> None:
+    from edge_asr.training.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--out", "unused", "--espeak", "-1"])
+    assert exit_.value.code == 2
+    assert "--espeak must be between 0 and 200000, not -1" in capsys.readouterr().err

@@ -102,6 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         "--festival-variety; another number trains in work folder full-…-fpvN)",
     )
     parser.add_argument(
+        "--espeak",
+        type=int,
+        metavar="N",
+        help=f"full run: espeak-ng training utterances (default {FULL_DATA.espeak:,}, "
+        f"{variety['espeak']:,} with --festival-variety; another number trains in work folder "
+        "full-…-espN)",
+    )
+    parser.add_argument(
         "--average-last",
         type=float,
         default=0.0,
@@ -120,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             f"--voice-change-on takes sources from {', '.join(VOICE_CHANGE_SOURCES)}, "
             f"not {args.voice_change_on!r}"
         )
+    if args.espeak is not None and not 0 <= args.espeak <= 200_000:
+        parser.error(f"--espeak must be between 0 and 200000, not {args.espeak}")
     if not 0.0 <= args.average_last < 1.0:
         parser.error(f"--average-last must be at least 0 and below 1, not {args.average_last:g}")
     if not 16 <= args.hidden <= 1024:
@@ -145,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             args.festival_per_voice,
             sources,
             args.average_last,
+            args.espeak,
         )
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)

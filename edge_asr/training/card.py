@@ -255,6 +255,8 @@ def render(m: dict[str, Any]) -> str:
     per_voice = data["plan"]["festival_per_voice"]
     if not smoke and per_voice != full_plan(bool(festival_f0)).festival_per_voice:
         command += f" --festival-per-voice {per_voice}"
+    if not smoke and data["plan"]["espeak"] != full_plan(bool(festival_f0)).espeak:
+        command += f" --espeak {data['plan']['espeak']}"
     if not smoke and tr.get("average_last"):
         command += f" --average-last {tr['average_last']:g}"
     festival_pitch = (

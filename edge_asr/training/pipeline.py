@@ -75,6 +75,7 @@ def full_config(
     festival_per_voice: int | None = None,
     voice_change_on: tuple[str, ...] = VOICE_CHANGE_SOURCES,
     average_last: float = 0.0,
+    espeak: int | None = None,
 ) -> RunConfig:
     # Another recipe, another cache: its data and checkpoints live in their own folder.
     name = "full" if voice_change == 0 else f"full-vc{voice_change:g}"
@@ -92,6 +93,9 @@ def full_config(
     if festival_per_voice is not None and festival_per_voice != plan.festival_per_voice:
         name += f"-fpv{festival_per_voice}"
         plan = replace(plan, festival_per_voice=festival_per_voice)
+    if espeak is not None and espeak != plan.espeak:
+        name += f"-esp{espeak}"
+        plan = replace(plan, espeak=espeak)
     # Averaging changes only the end of training: same data, its own checkpoint folder.
     name += f"-avg{average_last:g}" if average_last else ""
     train_cfg = TrainConfig(
