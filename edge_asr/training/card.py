@@ -252,11 +252,10 @@ def render(m: dict[str, Any]) -> str:
     festival_f0 = data["plan"].get("festival_f0")
     if not smoke and festival_f0:
         command += " --festival-variety"
-    per_voice = data["plan"]["festival_per_voice"]
-    if not smoke and per_voice != full_plan(bool(festival_f0)).festival_per_voice:
-        command += f" --festival-per-voice {per_voice}"
-    if not smoke and data["plan"]["espeak"] != full_plan(bool(festival_f0)).espeak:
-        command += f" --espeak {data['plan']['espeak']}"
+    recipe = full_plan(bool(festival_f0))
+    for field, flag in (("festival_per_voice", "--festival-per-voice"), ("espeak", "--espeak")):
+        if not smoke and data["plan"][field] != getattr(recipe, field):
+            command += f" {flag} {data['plan'][field]}"
     if not smoke and tr.get("average_last"):
         command += f" --average-last {tr['average_last']:g}"
     festival_pitch = (
