@@ -370,11 +370,22 @@ def build(
     return fs
 
 
-def global_cmvn(fs: FeatureSet) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of every feature bin over a training set."""
-    x = fs.feats.astype(np.float64)
-    mean = x.mean(axis=0)
-    std = np.sqrt(np.maximum(x.var(axis=0), 1e-6))
+def global_cmvn(fs: FeatureSet, chunk: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of every feature bin over a training set.
+
+    Two passes over ``chunk`` frames at a time: a float64 copy of a full run's features (and
+    numpy's temporaries for the variance) would need ~12 GB, a chunk needs ~0.7 GB.
+    """
+    n = len(fs.feats)
+    total = np.zeros(fs.feats.shape[1], np.float64)
+    for i in range(0, n, chunk):
+        total += fs.feats[i : i + chunk].sum(axis=0, dtype=np.float64)
+    mean = total / max(n, 1)
+    squares = np.zeros_like(mean)
+    for i in range(0, n, chunk):
+        d = fs.feats[i : i + chunk].astype(np.float64) - mean
+        squares += np.einsum("ij,ij->j", d, d)
+    std = np.sqrt(np.maximum(squares / max(n, 1), 1e-6))
     return mean.astype(np.float32), std.astype(np.float32)
 
 
