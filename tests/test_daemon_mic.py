@@ -206,7 +206,14 @@ def test_transcripts_made_while_broker_is_down_arrive_in_order_after_it_starts(
     daemon_factory: Callable[..., Daemon],
     make_speech: Callable[..., Path],
 ) -> None:
-    broker = broker_factory()  # not started: nothing listens on its port yet
+    broker = broker_factory()
+    # A persistent subscriber registers with the broker first, then the broker goes down: the
+    # broker queues what the daemon sends on reconnecting even if it reconnects before the
+    # subscriber does (a new subscriber could miss a transcript sent before it subscribed).
+    broker.persistent = True
+    broker.start()
+    sub = subscriber_factory(broker, persistent=True)
+    broker.stop()  # nothing listens on its port now
     daemon = daemon_factory(
         "--site-id",
         "kitchen",
@@ -219,7 +226,6 @@ def test_transcripts_made_while_broker_is_down_arrive_in_order_after_it_starts(
     pulse.play(make_speech("turn off the fan", tail_s=1.5))
     daemon.wait_for_log("transcript 2:", timeout=30)
     broker.start()
-    sub = subscriber_factory(broker)
     finals = [
         TranscriptMessage.model_validate_json(m.payload)
         for m in sub.wait_for("transcript", 2, timeout=30)
