@@ -86,7 +86,7 @@ def test_festival_variety_is_its_own_recipe_and_the_card_says_how_it_was_made() 
     assert "the diphone voice at a mean pitch of 80–220 Hz" in text
 
 
-def test_another_festival_share_is_its_own_recipe_and_the_card_repeats_it() -> None:
+def test_another_festival_share_is_its_own_recipe() -> None:
     more = full_config(0, 78.0, festival_variety=True, festival_per_voice=8000)
     assert more.name == "full-fv-fpv8000"  # its own cache and checkpoints
     assert (more.data.espeak, more.data.festival_per_voice) == (20000, 8000)
@@ -95,16 +95,6 @@ def test_another_festival_share_is_its_own_recipe_and_the_card_repeats_it() -> N
     assert full_config(0, 78.0, festival_variety=True, festival_per_voice=5000).name == "full-fv"
     assert full_config(0, 78.0, festival_per_voice=2000).name == "full"
     assert full_config(0, 78.0, festival_per_voice=3000).data.festival_per_voice == 3000
-
-    metrics = json.loads(SHIPPED.read_text(encoding="utf-8"))
-    plan = metrics["data"]["plan"]
-    plan["festival_f0"], plan["festival_per_voice"] = list(FESTIVAL_VARIETY_F0), 5000
-    assert "--festival-per-voice" not in card.render(metrics)
-    plan["festival_per_voice"] = 8000
-    assert "--festival-variety --festival-per-voice 8000" in card.render(metrics)
-    plan.pop("festival_f0")
-    plan["festival_per_voice"] = 2000
-    assert "--festival-per-voice" not in card.render(metrics)
 
 
 def test_the_festival_share_must_be_a_count(capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,22 +106,34 @@ def test_the_festival_share_must_be_a_count(capsys: pytest.CaptureFixture[str]) 
     assert "--festival-per-voice must be between 0 and 100000, not -5" in capsys.readouterr().err
 
 
-def test_another_espeak_share_is_its_own_recipe_and_the_card_repeats_it() -> None:
+def test_another_espeak_share_is_its_own_recipe() -> None:
     mix = full_config(0, 78.0, festival_variety=True, festival_per_voice=8000, espeak=14000)
     assert mix.name == "full-fv-fpv8000-esp14000"  # its own cache and checkpoints
     assert (mix.data.espeak, mix.data.festival_per_voice) == (14000, 8000)
     assert full_config(0, 78.0, festival_variety=True, espeak=20000).name == "full-fv"
     assert full_config(0, 78.0, espeak=24000).name == "full"
 
+
+# field, its flag, the count with --festival-variety, another count, the count without it
+@pytest.mark.parametrize(
+    ("field", "flag", "variety", "other", "plain"),
+    [
+        ("festival_per_voice", "--festival-per-voice", 5000, 8000, 2000),
+        ("espeak", "--espeak", 20000, 14000, 24000),
+    ],
+)
+def test_the_card_repeats_a_data_count_only_where_it_is_not_the_recipe_s(
+    field: str, flag: str, variety: int, other: int, plain: int
+) -> None:
     metrics = json.loads(SHIPPED.read_text(encoding="utf-8"))
     plan = metrics["data"]["plan"]
-    plan["festival_f0"], plan["espeak"] = list(FESTIVAL_VARIETY_F0), 20000
-    assert "--espeak" not in card.render(metrics)
-    plan["espeak"] = 14000
-    assert "--festival-variety --espeak 14000" in card.render(metrics)
+    plan["festival_f0"], plan[field] = list(FESTIVAL_VARIETY_F0), variety
+    assert flag not in card.render(metrics)
+    plan[field] = other
+    assert f"--festival-variety {flag} {other}" in card.render(metrics)
     plan.pop("festival_f0")
-    plan["espeak"] = 24000
-    assert "--espeak" not in card.render(metrics)
+    plan[field] = plain
+    assert flag not in card.render(metrics)
 
 
 def test_the_espeak_share_must_be_a_count(capsys: pytest.CaptureFixture[str]) -> None:
