@@ -8,8 +8,10 @@ BIN := $(VENV)/bin
 APT_RUN := python3-venv libportaudio2 libsndfile1 mosquitto mosquitto-clients
 # Tests also speak (espeak-ng) into a virtual microphone (PulseAudio null sink).
 # systemd-python builds from source: it needs libsystemd-dev, pkg-config and a compiler.
+# Node.js runs GnuSpeech, a training-data synthesizer (npm; Debian packages npm apart from
+# nodejs, other node builds bring their own).
 APT_TEST := $(APT_RUN) espeak-ng pulseaudio pulseaudio-utils libasound2-plugins sox openssl \
-	libsystemd-dev pkg-config gcc python3-dev
+	libsystemd-dev pkg-config gcc python3-dev nodejs
 
 .PHONY: run test bench soak lint typecheck check deps-run deps-test clean help package-check
 
@@ -25,6 +27,7 @@ deps-run:
 
 deps-test:
 	@deploy/install-deps.sh $(APT_TEST)
+	@command -v npm >/dev/null || deploy/install-deps.sh npm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

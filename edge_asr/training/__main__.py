@@ -14,6 +14,7 @@ from pathlib import Path
 from edge_asr.training.data import FESTIVAL_VARIETY, FULL_DATA, VOICE_CHANGE_SOURCES
 from edge_asr.training.model import HIDDEN
 from edge_asr.training.pipeline import STRONG_AUGMENT, full_config, run, smoke_config
+from edge_asr.training.synth import SynthesizerMissing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         "full-…-espN)",
     )
     parser.add_argument(
+        "--gnuspeech",
+        type=int,
+        default=0,
+        metavar="N",
+        help="full run: also train on N utterances of GnuSpeech's articulatory synthesizer, "
+        "each with its own random speaker (needs Node.js and npm; work folder full-…-gsN)",
+    )
+    parser.add_argument(
         "--average-last",
         type=float,
         default=0.0,
@@ -130,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.espeak is not None and not 0 <= args.espeak <= 200_000:
         parser.error(f"--espeak must be between 0 and 200000, not {args.espeak}")
+    if not 0 <= args.gnuspeech <= 200_000:
+        parser.error(f"--gnuspeech must be between 0 and 200000, not {args.gnuspeech}")
     if not 0.0 <= args.average_last < 1.0:
         parser.error(f"--average-last must be at least 0 and below 1, not {args.average_last:g}")
     if not 16 <= args.hidden <= 1024:
@@ -156,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             sources,
             args.average_last,
             args.espeak,
+            args.gnuspeech,
         )
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)
@@ -165,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(work / "train.log")):
         handler.setFormatter(fmt)
         root.addHandler(handler)
-    metrics = run(cfg, args.out, work)
+    try:
+        metrics = run(cfg, args.out, work)
+    except SynthesizerMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     wer = metrics["wer"]
     assert isinstance(wer, dict)
     for group, kinds in wer.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge_asr.training import augment
+from edge_asr.training import augment, synth
 from edge_asr.training.data import VOICE_CHANGE_SOURCES, full_plan
 from edge_asr.training.model import HIDDEN
 from edge_asr.training.text import load_vocabulary
@@ -256,8 +256,28 @@ def render(m: dict[str, Any]) -> str:
     for field, flag in (("festival_per_voice", "--festival-per-voice"), ("espeak", "--espeak")):
         if not smoke and data["plan"][field] != getattr(recipe, field):
             command += f" {flag} {data['plan'][field]}"
+    gnuspeech = data["plan"].get("gnuspeech", 0)
+    if not smoke and gnuspeech:
+        command += f" --gnuspeech {gnuspeech}"
     if not smoke and tr.get("average_last"):
         command += f" --average-last {tr['average_last']:g}"
+    speaker = synth.GNUSPEECH_SPEAKER
+    gnuspeech_text = (
+        "\n- **GnuSpeech** (articulatory tube-model synthesizer, npm `@echogarden/gnuspeech-wasm`): "
+        f"{gnuspeech:,} utterances, each by its own speaker: vocal-tract length "
+        f"{_span(speaker['tract_cm'], '.1f')} cm, glottal pitch {_span(speaker['pitch_st'], '.0f')} "
+        f"semitones, breathiness {_span(speaker['breathiness'], '.1f')}, glottal pulse fall "
+        f"{_span(speaker['tn'], '.0f')} %, tempo {_span(speaker['tempo'], '.2f')}, intonation "
+        f"range {_span(speaker['intonation'], '.1f')} × its own."
+        if gnuspeech
+        else ""
+    )
+    gnuspeech_credit = (
+        "\n- GnuSpeech (GPL-3.0; WebAssembly build `@echogarden/gnuspeech-wasm`, pinned in "
+        "`edge_asr/training/gnuspeech/package-lock.json`): training data only."
+        if gnuspeech
+        else ""
+    )
     festival_pitch = (
         f"; the diphone voice at a mean pitch of {_span(tuple(festival_f0), '.0f')} Hz (log-uniform)"
         if festival_f0
@@ -308,7 +328,7 @@ int8 {model["int8_bytes"] / 1e6:.2f} MB.
 (by source: {", ".join(f"{k} {v:,}" for k, v in data["train_by_source"].items())}).
 - **espeak-ng**: base voices {", ".join(data["espeak_train_bases"])} × variants
   {", ".join(data["espeak_train_variants"])} (or none); rate 120–220 wpm, pitch 20–80.
-- **festival**: {", ".join(data["festival_train_voices"])}; duration stretch 0.85–1.2{festival_pitch}.
+- **festival**: {", ".join(data["festival_train_voices"])}; duration stretch 0.85–1.2{festival_pitch}.{gnuspeech_text}
 - **Real speech**: the Debian asterisk-core-sounds-en prompts (Allison Smith, one US female speaker,
   8 kHz) with transcripts from `core-sounds-en.txt.gz` (normalized: lower case, digits spelled, punctuation
   dropped, bracketed non-speech skipped). 80 % of the prompts, {data["plan"]["asterisk_copies"]} differently augmented copies each.
@@ -396,13 +416,13 @@ relevant real-voice score, and it is small.
   by Digium, Inc.; CC-BY-SA-3.0 (Debian `asterisk-core-sounds-en-wav`, see its copyright file).
 - espeak-ng (GPL-3.0-or-later) and its voice data; festival and the festvox kdlpc16k (ked_diphone) and
   us-slt-hts voices (CSTR / CMU free licenses, attribution retained); flite (CMU, BSD-style) used for evaluation only.
-  The synthesizers' output audio was used as training data; no synthesizer code or data is shipped.
+  The synthesizers' output audio was used as training data; no synthesizer code or data is shipped.{gnuspeech_credit}
 - alsa-utils channel-test recordings (`/usr/share/sounds/alsa/`, Debian `alsa-utils`, GPL-2):
   evaluation only, not trained on and not shipped.
 
 ## Reproduce
 ```
-pip install -e '.[train]'   # torch 2.13.0 CPU, onnx; apt: espeak-ng flite festival festvox-kdlpc16k festvox-us-slt-hts asterisk-core-sounds-en-wav asterisk-core-sounds-en
+pip install -e '.[train]'   # torch 2.13.0 CPU, onnx; apt: espeak-ng flite festival festvox-kdlpc16k festvox-us-slt-hts asterisk-core-sounds-en-wav asterisk-core-sounds-en{" nodejs npm" if gnuspeech else ""}
 {command}
 ```
 Re-running the same command resumes from `work/train/` (cached audio features and checkpoints).

@@ -58,6 +58,7 @@ class DataPlan:
     voice_change: float = 0.0  # share of training speech made into another speaker (PSOLA)
     voice_change_on: tuple[str, ...] = VOICE_CHANGE_SOURCES  # ... of these sources' speech
     festival_f0: tuple[float, float] | None = None  # diphone voices' mean pitch range (Hz)
+    gnuspeech: int = 0  # GnuSpeech utterances, each with its own random speaker
 
 
 # --festival-variety: the diphone voice's mean pitch is drawn from this range (Hz, log-uniform).
@@ -165,6 +166,12 @@ def plan_train(plan: DataPlan, gen: SentenceGenerator, seed: int) -> list[tuple[
                 lo, hi = plan.festival_f0
                 utt = replace(utt, f0=round(math.exp(pitch.uniform(math.log(lo), math.log(hi)))))
             out.append((utt, "festival"))
+    if plan.gnuspeech:
+        # Its own streams: the other sources' utterances are the same with or without it.
+        speakers = random.Random(seed + 202)
+        for text in gen.sentences(plan.gnuspeech, seed + 201):
+            utt = Utterance("gnuspeech", "gnuspeech", text, speakers.getrandbits(31))
+            out.append((utt, "gnuspeech"))
     prompts, _ = synth.split_asterisk(synth.asterisk_prompts(), EVAL_SEED)
     for p in prompts[: plan.asterisk_max_train]:
         for _ in range(plan.asterisk_copies):
@@ -296,6 +303,13 @@ def _render_chunk(
             texts = [chunk[i][0].text for i in idx]
             f0s = [chunk[i][0].f0 for i in idx]
             made = synth.festival_batch(voice, texts, stretches, tmp, f0s)
+            for i, x in zip(idx, made, strict=True):
+                audio[i] = x
+        idx = [i for i, (u, _) in enumerate(chunk) if u.engine == "gnuspeech"]
+        if idx:
+            made = synth.gnuspeech_batch(
+                [chunk[i][0].text for i in idx], [chunk[i][0].seed for i in idx], tmp
+            )
             for i, x in zip(idx, made, strict=True):
                 audio[i] = x
         for i, (utt, group) in enumerate(chunk):

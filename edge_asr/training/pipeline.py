@@ -76,6 +76,7 @@ def full_config(
     voice_change_on: tuple[str, ...] = VOICE_CHANGE_SOURCES,
     average_last: float = 0.0,
     espeak: int | None = None,
+    gnuspeech: int = 0,
 ) -> RunConfig:
     # Another recipe, another cache: its data and checkpoints live in their own folder.
     name = "full" if voice_change == 0 else f"full-vc{voice_change:g}"
@@ -96,6 +97,9 @@ def full_config(
     if espeak is not None and espeak != plan.espeak:
         name += f"-esp{espeak}"
         plan = replace(plan, espeak=espeak)
+    if gnuspeech:
+        name += f"-gs{gnuspeech}"
+        plan = replace(plan, gnuspeech=gnuspeech)
     # Averaging changes only the end of training: same data, its own checkpoint folder.
     name += f"-avg{average_last:g}" if average_last else ""
     train_cfg = TrainConfig(
@@ -163,6 +167,8 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
     t = time.monotonic()
     train_plan = data.plan_train(cfg.data, gen, seed)
     log.info("training plan: %s", data.plan_summary(train_plan))
+    if cfg.data.gnuspeech and not (work / "data" / "train" / "DONE").exists():
+        synth.ensure_gnuspeech()  # once, before the workers start
     train_set = data.build(train_plan, work / "data" / "train", cfg.workers, keep_audio=False)
     evals = {
         name: data.build(utts, work / "data" / name, cfg.workers, keep_audio=True)

@@ -1,4 +1,4 @@
-"""Speech sources: espeak-ng, festival and flite synthesizers, and the asterisk prompts.
+"""Speech sources: espeak-ng, festival, flite and GnuSpeech synthesizers, and the asterisk prompts.
 
 Every function returns mono float32 samples at 16 kHz.
 """
@@ -6,8 +6,10 @@ Every function returns mono float32 samples at 16 kHz.
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import random
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +50,7 @@ ASTERISK_TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-
 class Utterance:
     """One thing to synthesize (or load): engine, voice, prosody, text, and a seed."""
 
-    engine: str  # espeak | festival | flite | asterisk | noise
+    engine: str  # espeak | festival | flite | gnuspeech | asterisk | noise
     voice: str  # for asterisk: the prompt's wav path
     text: str
     seed: int
@@ -142,6 +144,76 @@ def festival_batch(
     return out
 
 
+# GnuSpeech: an articulatory (tube-model) synthesizer, run by node from its WebAssembly build
+# (npm package pinned in gnuspeech/package-lock.json; training only). Each utterance gets its own
+# speaker, drawn from its seed: vocal-tract length (its presets: male 17.5, female 15, large
+# child 12.5 cm), glottal pitch (semitones; male -12, female 0), breathiness, glottal pulse
+# fall time, tempo, and how far its intonation moves (a factor on GnuSpeech's own). GnuSpeech's
+# random intonation is off (it is seeded from the clock), so a seed always gives the same audio.
+GNUSPEECH_DIR = Path(__file__).parent / "gnuspeech"
+GNUSPEECH_SPEAKER = {
+    "tract_cm": (13.0, 18.5),
+    "pitch_st": (-14.0, 3.0),
+    "breathiness": (0.3, 2.5),
+    "tn": (20.0, 36.0),
+    "tempo": (0.8, 1.25),
+    "intonation": (0.5, 1.6),
+}
+
+
+class SynthesizerMissing(RuntimeError):
+    """A synthesizer the data plan needs is not installed; the message says how to get it."""
+
+
+def gnuspeech_speaker(seed: int) -> dict[str, float]:
+    rng = random.Random(seed)
+    return {k: round(rng.uniform(lo, hi), 3) for k, (lo, hi) in GNUSPEECH_SPEAKER.items()}
+
+
+def ensure_gnuspeech() -> None:
+    """Install the pinned GnuSpeech package next to its script if it is missing."""
+    if (GNUSPEECH_DIR / "node_modules" / "@echogarden" / "gnuspeech-wasm").is_dir():
+        return
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        raise SynthesizerMissing(
+            "GnuSpeech training data needs Node.js and npm (apt-get install nodejs npm)"
+        )
+    log.info("installing GnuSpeech (npm ci in %s)", GNUSPEECH_DIR)
+    proc = subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund"],
+        cwd=GNUSPEECH_DIR,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SynthesizerMissing(f"npm ci in {GNUSPEECH_DIR} failed: {last}")
+
+
+def gnuspeech_batch(texts: list[str], seeds: list[int], tmp: Path) -> list[np.ndarray]:
+    """Synthesize many texts in one node process, each with the speaker of its seed."""
+    ensure_gnuspeech()
+    jobs, paths = [], []
+    for i, (text, seed) in enumerate(zip(texts, seeds, strict=True)):
+        path = tmp / f"gnuspeech{i}.wav"
+        paths.append(path)
+        jobs.append(json.dumps({"text": text, "out": str(path), **gnuspeech_speaker(seed)}))
+    proc = subprocess.run(
+        ["node", str(GNUSPEECH_DIR / "synth.mjs")],
+        input="\n".join(jobs) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60 + 5 * len(texts),
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"GnuSpeech failed (exit {proc.returncode}): {proc.stderr.strip()}")
+    out = [_read_wav(p) for p in paths]
+    for p in paths:
+        p.unlink(missing_ok=True)
+    return out
+
+
 def synthesize(utt: Utterance, tmp: Path) -> np.ndarray:
     """Samples for one utterance (festival is better batched with ``festival_batch``)."""
     if utt.engine == "espeak":
@@ -150,6 +222,8 @@ def synthesize(utt: Utterance, tmp: Path) -> np.ndarray:
         return flite(utt.voice, utt.text, tmp)
     if utt.engine == "festival":
         return festival_batch(utt.voice, [utt.text], [1.0], tmp, [utt.f0])[0]
+    if utt.engine == "gnuspeech":
+        return gnuspeech_batch([utt.text], [utt.seed], tmp)[0]
     if utt.engine == "asterisk":
         return _read_wav(Path(utt.voice))
     if utt.engine == "noise":
