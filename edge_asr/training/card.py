@@ -265,8 +265,8 @@ def render(m: dict[str, Any]) -> str:
     gnuspeech_text = (
         "\n- **GnuSpeech** (articulatory tube-model synthesizer, npm `@echogarden/gnuspeech-wasm`): "
         f"{gnuspeech:,} utterances, each by its own speaker: vocal-tract length "
-        f"{_span(speaker['tract_cm'], '.1f')} cm, glottal pitch {_span(speaker['pitch_st'], '.0f')} "
-        f"semitones, breathiness {_span(speaker['breathiness'], '.1f')}, glottal pulse fall "
+        f"{_span(speaker['tract_cm'], '.1f')} cm, glottal pitch {speaker['pitch_st'][0]:+.0f} to "
+        f"{speaker['pitch_st'][1]:+.0f} semitones, breathiness {_span(speaker['breathiness'], '.1f')}, glottal pulse fall "
         f"{_span(speaker['tn'], '.0f')} %, tempo {_span(speaker['tempo'], '.2f')}, intonation "
         f"range {_span(speaker['intonation'], '.1f')} × its own."
         if gnuspeech
