@@ -76,6 +76,14 @@ def _read_wav(path: Path) -> np.ndarray:
     return _to_16k(samples, rate)
 
 
+def _read_and_remove(paths: list[Path]) -> list[np.ndarray]:
+    """Samples of a batch synthesizer's output files, which are then deleted."""
+    out = [_read_wav(p) for p in paths]
+    for p in paths:
+        p.unlink(missing_ok=True)
+    return out
+
+
 def espeak(voice: str, text: str, rate: int, pitch: int, tmp: Path) -> np.ndarray:
     out = tmp / "espeak.wav"
     cmd = ["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "-w", str(out), text]
@@ -138,10 +146,7 @@ def festival_batch(
         capture_output=True,
         timeout=60 + 5 * len(texts),
     )
-    out = [_read_wav(p) for p in paths]
-    for p in paths:
-        p.unlink(missing_ok=True)
-    return out
+    return _read_and_remove(paths)
 
 
 # GnuSpeech: an articulatory (tube-model) synthesizer, run by node from its WebAssembly build
@@ -208,10 +213,7 @@ def gnuspeech_batch(texts: list[str], seeds: list[int], tmp: Path) -> list[np.nd
     )
     if proc.returncode != 0:
         raise RuntimeError(f"GnuSpeech failed (exit {proc.returncode}): {proc.stderr.strip()}")
-    out = [_read_wav(p) for p in paths]
-    for p in paths:
-        p.unlink(missing_ok=True)
-    return out
+    return _read_and_remove(paths)
 
 
 def synthesize(utt: Utterance, tmp: Path) -> np.ndarray:

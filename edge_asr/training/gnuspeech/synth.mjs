@@ -14,10 +14,11 @@ import init from '@echogarden/gnuspeech-wasm/wasm/gnuspeech.js'
 const DATA = '/data/en'
 const VOICE = 'edge'
 
+// The settings text with key's value replaced by value, or by value(old) if it is a function.
 function setting(text, key, value) {
-  const re = new RegExp(`^(${key}\\s*=\\s*)\\S+`, 'm')
+  const re = new RegExp(`^(${key}\\s*=\\s*)(\\S+)`, 'm')
   if (!re.test(text)) throw new Error(`GnuSpeech file has no setting ${key}`)
-  return text.replace(re, `$1${value}`)
+  return text.replace(re, (_, prefix, old) => prefix + (typeof value === 'function' ? value(old) : value))
 }
 
 function cString(m, s) {
@@ -50,8 +51,7 @@ try {
     control = setting(control, 'random_intonation', '0')
     control = setting(control, 'intonation_drift', '0')
     for (const key of ['pretonic_range', 'pretonic_lift', 'tonic_range', 'tonic_movement']) {
-      const own = Number(controlModel.match(new RegExp(`^${key}\\s*=\\s*(\\S+)`, 'm'))[1])
-      control = setting(control, key, (own * job.intonation).toFixed(2))
+      control = setting(control, key, (own) => (Number(own) * job.intonation).toFixed(2))
     }
     m.FS.writeFile(`${DATA}/trm_control_model.txt`, control)
     const args = [job.text, '/out.wav', DATA, '/out-params.txt'].map((s) => cString(m, s))
