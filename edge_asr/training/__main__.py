@@ -137,18 +137,17 @@ def main(argv: list[str] | None = None) -> int:
             f"--voice-change-on takes sources from {', '.join(VOICE_CHANGE_SOURCES)}, "
             f"not {args.voice_change_on!r}"
         )
-    if args.espeak is not None and not 0 <= args.espeak <= 200_000:
-        parser.error(f"--espeak must be between 0 and 200000, not {args.espeak}")
-    if not 0 <= args.gnuspeech <= 200_000:
-        parser.error(f"--gnuspeech must be between 0 and 200000, not {args.gnuspeech}")
+    for flag, count, top in (
+        ("--festival-per-voice", args.festival_per_voice, 100_000),
+        ("--espeak", args.espeak, 200_000),
+        ("--gnuspeech", args.gnuspeech, 200_000),
+    ):
+        if count is not None and not 0 <= count <= top:
+            parser.error(f"{flag} must be between 0 and {top}, not {count}")
     if not 0.0 <= args.average_last < 1.0:
         parser.error(f"--average-last must be at least 0 and below 1, not {args.average_last:g}")
     if not 16 <= args.hidden <= 1024:
         parser.error(f"--hidden must be between 16 and 1024, not {args.hidden}")
-    if args.festival_per_voice is not None and not 0 <= args.festival_per_voice <= 100_000:
-        parser.error(
-            f"--festival-per-voice must be between 0 and 100000, not {args.festival_per_voice}"
-        )
 
     if args.smoke:
         cfg = smoke_config(args.seed, args.max_minutes, args.threads)
