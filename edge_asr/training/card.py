@@ -20,6 +20,18 @@ GROUP_TITLES = {
     "alsa_real": "alsa-utils real speaker (channel-test clips)",
     "train_voices": "training voices, unseen sentences (sanity)",
 }
+# Subsets of the synthesized held-out sets: sentences the templates make, and the rest.
+SUBSET_TITLES = {
+    "commands": "commands only",
+    "word_sequences": "not commands (random word sequences, single words)",
+}
+
+
+def _title(key: str) -> str:
+    base, _, subset = key.partition("/")
+    if subset in SUBSET_TITLES:
+        return f"{GROUP_TITLES.get(base, base)}: {SUBSET_TITLES[subset]}"
+    return GROUP_TITLES.get(key, key)
 
 
 # The training-time budget of the model's issue: about 90 minutes on 2 CPU cores.
@@ -38,7 +50,7 @@ def _wer_table(wer: dict[str, Any], per_voice: bool) -> str:
             continue
         f, i = kinds["fp32"], kinds["int8"]
         rows.append(
-            f"| {GROUP_TITLES.get(key, key)} | {i['utterances']} | {i['words']} | "
+            f"| {_title(key)} | {i['utterances']} | {i['words']} | "
             f"{f['greedy_wer']:.1f} | {i['greedy_wer']:.1f} | {f['vocab_wer']:.1f} | {i['vocab_wer']:.1f} |"
         )
     return "\n".join(rows)
@@ -63,7 +75,7 @@ def _shipped_text(m: dict[str, Any]) -> str:
             continue
         i = kinds["int8"]
         rows.append(
-            f"| {GROUP_TITLES.get(key, key)} | {i['utterances']} | "
+            f"| {_title(key)} | {i['utterances']} | "
             f"{old[key]['int8']['vocab_wer']:.1f} | {i['vocab_wer']:.1f} |"
         )
     return "\n".join(rows) + "\n"
@@ -136,13 +148,33 @@ def _goal_text(wer: dict[str, Any]) -> str:
     if worst <= 10.0:
         return (
             f"The goal of ≤ 10 % vocabulary-constrained WER on held-out voices is met ({scores})."
+            + _commands_text(wer)
         )
     engine = max(held, key=held.__getitem__).split("_")[0]
     return (
         f"The goal of ≤ 10 % vocabulary-constrained WER on held-out voices is **not met** ({scores}): "
         f"the gap is the {engine} voices, the ones least like any training voice. On the synthetic "
         "sets the model practically never emits letter tokens, so greedy and vocabulary-constrained "
-        "WER coincide."
+        "WER coincide." + _commands_text(wer)
+    )
+
+
+def _commands_text(wer: dict[str, Any]) -> str:
+    """The held-out scores on commands alone, where the evaluation has that split."""
+    keys = [k for k in ("espeak_heldout", "flite_heldout") if f"{k}/commands" in wer]
+    if not keys:
+        return ""
+    scores = ", ".join(
+        f"{GROUP_TITLES[k]} {wer[f'{k}/commands']['int8']['vocab_wer']:.1f} / "
+        f"{wer[f'{k}/word_sequences']['int8']['vocab_wer']:.1f} %"
+        for k in keys
+    )
+    rest = sum(wer[f"{k}/word_sequences"]["int8"]["utterances"] for k in keys)
+    total = sum(wer[k]["int8"]["utterances"] for k in keys)
+    return (
+        f" {100 * rest / total:.0f} % of the held-out utterances are random word sequences or "
+        f"single words rather than commands; WER on commands / on the rest: {scores}. The goal "
+        "counts both."
     )
 
 

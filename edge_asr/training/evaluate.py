@@ -6,6 +6,7 @@ import json
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,9 +49,15 @@ class GroupScore:
 
 
 def score_set(
-    model: OnnxCtc, fs: FeatureSet, table: TokenTable, vocab: set[str], by_voice: bool = False
+    model: OnnxCtc,
+    fs: FeatureSet,
+    table: TokenTable,
+    vocab: set[str],
+    by_voice: bool = False,
+    is_command: Callable[[str], bool] | None = None,
 ) -> dict[str, GroupScore]:
-    """Scores of the whole set, of its in-vocabulary subset if that differs, and per voice."""
+    """Scores of the whole set, of its in-vocabulary subset if that differs, per voice, and,
+    with ``is_command``, of its commands and of the rest (word sequences, single words)."""
     assert fs.audio is not None
     mask = letter_mask(table)
     refs, free, constrained, in_vocab = [], [], [], []
@@ -77,6 +84,13 @@ def score_set(
     iv = [i for i, ok in enumerate(in_vocab) if ok]
     if len(iv) != len(refs):
         out["in_vocabulary"] = group(iv)
+    if is_command is not None:
+        command = [is_command(r) for r in refs]
+        commands = [i for i, c in enumerate(command) if c]
+        others = [i for i, c in enumerate(command) if not c]
+        if commands and others:
+            out["commands"] = group(commands)
+            out["word_sequences"] = group(others)
     if by_voice:
         for v in sorted({it["voice"] for it in fs.items}):
             out[f"voice:{v}"] = group([i for i, it in enumerate(fs.items) if it["voice"] == v])

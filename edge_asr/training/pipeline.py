@@ -223,12 +223,12 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
     groups = [name for name in EVAL_GROUPS if name in evals]
     scores: dict[str, dict[str, dict[str, object]]] = {}
     for kind, path in (("fp32", fp32), ("int8", int8)):
-        for key, s in _score_groups(OnnxCtc(path), evals, groups, table, vocab).items():
+        for key, s in _score_groups(OnnxCtc(path), evals, groups, table, vocab, gen).items():
             scores.setdefault(key, {})[kind] = asdict(s)
             log.info(
                 "%s %s: greedy WER %.1f %%, vocab WER %.1f %%", kind, key, s.greedy_wer, s.vocab_wer
             )
-    shipped = _score_shipped(evals, groups, table, vocab, out / "tokens.txt")
+    shipped = _score_shipped(evals, groups, table, vocab, gen, out / "tokens.txt")
 
     # 6. sherpa-onnx parity on a few WAVs of every group
     wavs: list[Path] = []
@@ -329,12 +329,15 @@ def _score_groups(
     groups: list[str],
     table: TokenTable,
     vocab: set[str],
+    gen: SentenceGenerator,
 ) -> dict[str, GroupScore]:
-    """Scores by key: the group, its in-vocabulary subset and (some groups) each voice."""
+    """Scores by key: the group, its in-vocabulary subset and, for the synthesized held-out
+    groups, each voice and commands apart from random word sequences."""
     out = {}
     for name in groups:
-        by_voice = name in BY_VOICE_GROUPS
-        for subset, s in score_set(model, evals[name], table, vocab, by_voice).items():
+        split = name in BY_VOICE_GROUPS
+        command = gen.is_command if split else None
+        for subset, s in score_set(model, evals[name], table, vocab, split, command).items():
             out[name if subset == "all" else f"{name}/{subset}"] = s
     return out
 
@@ -344,6 +347,7 @@ def _score_shipped(
     groups: list[str],
     table: TokenTable,
     vocab: set[str],
+    gen: SentenceGenerator,
     tokens: Path,
 ) -> dict[str, object] | None:
     """The built-in model's int8 scores on the same sets, for comparison (None if it differs
@@ -358,7 +362,7 @@ def _score_shipped(
         return None
     version = read_metadata(model).get("model_version", "?")
     wer = {}
-    for key, s in _score_groups(OnnxCtc(model), evals, groups, table, vocab).items():
+    for key, s in _score_groups(OnnxCtc(model), evals, groups, table, vocab, gen).items():
         wer[key] = {"int8": asdict(s)}
         log.info("shipped %s %s: vocab WER %.1f %%", version, key, s.vocab_wer)
     return {"path": str(BUILTIN_MODEL_DIR), "version": version, "wer": wer}

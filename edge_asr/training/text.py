@@ -60,6 +60,17 @@ def _digits_to_words(digits: str) -> str:
     return number_words(n)
 
 
+def _split_top(text: str) -> list[str]:
+    """``a|{b|c}|d`` -> ``["a", "{b|c}", "d"]``: split on the ``|`` outside braces."""
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        depth += {"{": 1, "}": -1}.get(c, 0)
+        if c == "|" and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [*parts, text[start:]]
+
+
 @dataclass(frozen=True)
 class Template:
     pattern: str
@@ -85,6 +96,7 @@ class SentenceGenerator:
             weight, pattern = (int(m.group(1)), m.group(2)) if m else (1, line)
             self.templates.append(Template(pattern.strip(), weight))
         self._weights = [t.weight for t in self.templates]
+        self._command_re: re.Pattern[str] | None = None
 
     def _number(self, rng: random.Random) -> str:
         r = rng.random()
@@ -117,6 +129,50 @@ class SentenceGenerator:
         if name not in self.slots:
             raise ValueError(f"templates: unknown slot ${name}")
         return rng.choice(self.slots[name])
+
+    def is_command(self, text: str) -> bool:
+        """Whether ``text`` is a sentence the templates can make (a command, as opposed to a
+        random word sequence or a single word; any run of number words counts as a number)."""
+        if self._command_re is None:
+            alternatives = "|".join(self._regex(t.pattern) for t in self.templates)
+            self._command_re = re.compile(f"(?:{alternatives})")
+        return self._command_re.fullmatch(" ".join(text.split()) + " ") is not None
+
+    def _regex(self, pattern: str) -> str:
+        """Regex of a template pattern over words that are each followed by one space."""
+        out, i = [], 0
+        while i < len(pattern):
+            c = pattern[i]
+            if c.isspace():
+                i += 1
+            elif c == "{":
+                depth, j = 1, i + 1
+                while depth:
+                    depth += {"{": 1, "}": -1}.get(pattern[j], 0)
+                    j += 1
+                out.append(self._choice(_split_top(pattern[i + 1 : j - 1])))
+                i = j
+            elif c == "$":
+                m = re.match(r"\$(\w+)", pattern[i:])
+                assert m, pattern
+                name = m.group(1)
+                if name == "number":
+                    words = "|".join([*_ONES, *_TENS[2:], "hundred", "a hundred"])
+                    out.append(f"(?:(?:{words}) )+")
+                elif name in self.slots:
+                    out.append(self._choice(self.slots[name]))
+                else:
+                    raise ValueError(f"templates: unknown slot ${name}")
+                i += m.end()
+            else:
+                m = re.match(r"[^\s{}$|]+", pattern[i:])
+                assert m, pattern
+                out.append(re.escape(m.group()) + " ")
+                i += m.end()
+        return "".join(out)
+
+    def _choice(self, alternatives: list[str]) -> str:
+        return "(?:" + "|".join(self._regex(a.strip()) for a in alternatives) + ")"
 
     def random_words(self, rng: random.Random, max_words: int = 6) -> str:
         return " ".join(rng.choice(self.vocabulary) for _ in range(rng.randint(1, max_words)))

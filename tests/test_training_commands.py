@@ -1,0 +1,105 @@
+"""The held-out sets are also scored on their commands apart from random word sequences."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="needs the [train] extra")
+
+from edge_asr.asr.tokens import TokenTable  # noqa: E402
+from edge_asr.training import card  # noqa: E402
+from edge_asr.training.data import FeatureSet  # noqa: E402
+from edge_asr.training.evaluate import score_set  # noqa: E402
+from edge_asr.training.text import SentenceGenerator, load_vocabulary  # noqa: E402
+
+SHIPPED = Path(__file__).parents[1] / "edge_asr" / "models" / "home-en" / "metrics.json"
+
+
+@pytest.fixture(scope="module")
+def gen() -> SentenceGenerator:
+    return SentenceGenerator(load_vocabulary())
+
+
+def test_every_template_sentence_is_a_command(gen: SentenceGenerator) -> None:
+    rng = random.Random(3)
+    for template in gen.templates:
+        for _ in range(20):
+            text = gen.expand(template.pattern, rng)
+            assert gen.is_command(text), (template.pattern, text)
+
+
+def test_word_sequences_and_altered_commands_are_not(gen: SentenceGenerator) -> None:
+    for text in (
+        "door and degree for tell",  # random words from the evaluation set
+        "turn on the kitchen light please please",  # one word too many
+        "turn on kitchen the light",  # words of a template in the wrong order
+        "set a timer for minutes",  # the number left out
+        "garage",  # a single word that is no command
+        "",
+    ):
+        assert not gen.is_command(text), text
+    assert gen.is_command("set a timer for twenty five minutes and ten seconds please")
+    assert gen.is_command("  okay   turn off the lights ")  # spacing does not matter
+    rng = random.Random(4)
+    sequences = [gen.random_words(rng) for _ in range(2000)]
+    assert sum(map(gen.is_command, sequences)) < 0.2 * len(sequences)
+
+
+class SpikeModel:
+    """Stands in for an ONNX model: utterance k (all samples = k / 32768) is heard as
+    ``heard[k]``, one frame per token with a blank between tokens."""
+
+    def __init__(self, table: TokenTable, heard: list[str]) -> None:
+        self.table, self.heard = table, heard
+
+    def log_probs(self, samples: np.ndarray) -> np.ndarray:
+        k = round(float(np.abs(samples).max()) * 32768)
+        ids = [i for w in self.heard[k].split() for i in self.table.encode_word(w)]
+        lp = np.full((2 * len(ids) + 1, len(self.table)), -30.0, np.float32)
+        lp[:, self.table.blank_id] = 0.0
+        for n, i in enumerate(ids):
+            lp[2 * n + 1, self.table.blank_id] = -30.0
+            lp[2 * n + 1, i] = 0.0
+        return lp
+
+
+def test_scores_split_commands_from_the_rest(gen: SentenceGenerator) -> None:
+    vocabulary = load_vocabulary()
+    table = TokenTable.for_words(vocabulary)
+    said_heard = [
+        ("turn on the kitchen light please", "turn on the kitchen light"),  # 1 of 6 wrong
+        ("set a timer for five minutes", "set a timer for five minutes"),  # right
+        ("door and degree for tell", "door the three for tell"),  # 2 of 5 wrong
+        ("garage", "garage"),  # right
+    ]
+    audio = [np.full(1600, k, np.int16) for k in range(len(said_heard))]
+    items = [{"text": s, "engine": "e", "voice": "v", "group": "g"} for s, _ in said_heard]
+    fs = FeatureSet(np.zeros((0, 80), np.float16), np.zeros(5, np.int64), items, audio)
+    model = SpikeModel(table, [h for _, h in said_heard])
+
+    vocab = set(vocabulary)
+    scores = score_set(model, fs, table, vocab, is_command=gen.is_command)  # type: ignore[arg-type]
+    assert scores["all"].vocab_wer == round(100 * 3 / 18, 2)
+    assert (scores["commands"].utterances, scores["commands"].words) == (2, 12)
+    assert scores["commands"].vocab_wer == round(100 * 1 / 12, 2)
+    assert (scores["word_sequences"].utterances, scores["word_sequences"].words) == (2, 6)
+    assert scores["word_sequences"].vocab_wer == round(100 * 2 / 6, 2)
+    assert "commands" not in score_set(model, fs, table, vocab)  # type: ignore[arg-type]
+
+
+def test_the_card_gives_the_commands_score_beside_the_goal() -> None:
+    metrics = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    wer = metrics["wer"]
+    flite = wer["flite_heldout/commands"]["int8"]["vocab_wer"]
+    rest = wer["flite_heldout/word_sequences"]["int8"]["vocab_wer"]
+    goals = card.render(metrics).split("## Goals", 1)[1]
+    assert f"flite (whole engine held out) {flite:.1f} / {rest:.1f} %" in goals
+    assert "| flite (whole engine held out): commands only |" in card.render(metrics)
+    for key in [k for k in wer if "/commands" in k or "/word_sequences" in k]:
+        del wer[key]
+    assert "WER on commands" not in card.render(metrics)  # older metrics: no split
