@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -157,3 +159,43 @@ def test_the_card_judges_the_time_budget_only_for_a_two_thread_run() -> None:
     text = card.render(metrics)
     assert "with 1 torch thread, so this run does not measure the budget" in text
     assert "**over**" not in text.split("## Goals", 1)[1].split("## Limitations", 1)[0]
+
+
+@pytest.mark.timeout(120)
+def test_training_warns_when_the_budget_will_end_it_before_the_planned_updates(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    table = TokenTable.for_words(WORDS)
+    data = tiny_set()
+    cfg = tiny_config(average_last=0.0, steps=12)
+    with caplog.at_level(logging.WARNING, logger="edge_asr.training.train"):
+        train(tiny_model(table), data, data, table, cfg, tmp_path / "a.pt")
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]  # 12 fit in 5 min
+
+    caplog.clear()
+    # a million planned updates do not fit in 3 seconds: said after the first epoch
+    cfg = tiny_config(average_last=0.0, steps=1_000_000, max_minutes=0.05)
+    with caplog.at_level(logging.WARNING, logger="edge_asr.training.train"):
+        result = train(tiny_model(table), data, data, table, cfg, tmp_path / "b.pt")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    m = re.search(
+        r"after about (\d+) of the 1000000 planned updates; raise --max-minutes to (\d+)",
+        warnings[0],
+    )
+    assert m, warnings[0]
+    assert 0 < int(m.group(1)) < 1_000_000
+    # the projection is of the right size: the updates the budget really allowed
+    assert 0.05 * result.steps < int(m.group(1)) < 3 * result.steps
+    assert int(m.group(2)) > 3
+
+
+def test_the_card_says_a_slower_machine_needs_a_bigger_budget_to_reproduce() -> None:
+    metrics = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    tr = metrics["training"]
+    tr.update(steps=24000, planned_steps=24000, train_minutes=60.0, max_minutes=78.0)
+    text = card.render(metrics).split("## Reproduce", 1)[1]
+    assert "This run made all 24,000 updates in 60 minutes (0.15 s each)" in text
+    assert "a machine slower than 0.20 s per update trains fewer updates" in text
+    tr.update(steps=20000, train_minutes=78.0)  # the budget ended this run: nothing to add
+    assert "This run made all" not in card.render(metrics)

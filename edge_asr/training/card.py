@@ -97,6 +97,20 @@ def _budget_text(m: dict[str, Any]) -> str:
     )
 
 
+def _reproduce_pace_text(tr: dict[str, Any]) -> str:
+    """What a slower machine does to the reproduce command: the budget ends the schedule."""
+    if tr["config"] == "smoke" or not tr["steps"] or tr["steps"] < tr["planned_steps"]:
+        return ""
+    pace = 60 * tr["train_minutes"] / tr["steps"]
+    return (
+        f"\nThis run made all {tr['planned_steps']:,} updates in {tr['train_minutes']:g} minutes "
+        f"({pace:.2f} s each). The learning-rate schedule ends at the planned updates or at "
+        "`--max-minutes`, whichever comes first, so a machine slower than "
+        f"{60 * tr['max_minutes'] / tr['planned_steps']:.2f} s per update trains fewer updates "
+        "and makes a different model: raise `--max-minutes` there to reproduce this one."
+    )
+
+
 def _resume_text(tr: dict[str, Any]) -> str:
     # Resumes at the final step are re-runs after training ended (export and evaluation only).
     stops = [r for r in tr.get("resumed", []) if r["step"] < tr["steps"]]
@@ -457,5 +471,5 @@ relevant real-voice score, and it is small.
 pip install -e '.[train]'   # torch 2.13.0 CPU, onnx; apt: espeak-ng flite festival festvox-kdlpc16k festvox-us-slt-hts asterisk-core-sounds-en-wav asterisk-core-sounds-en{" nodejs npm" if gnuspeech else ""}
 {command}
 ```
-Re-running the same command resumes from `work/train/` (cached audio features and checkpoints).
+Re-running the same command resumes from `work/train/` (cached audio features and checkpoints).{_reproduce_pace_text(tr)}
 """

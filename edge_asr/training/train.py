@@ -59,6 +59,21 @@ def augment_settings(cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
+def _warn_if_budget_ends_first(step: int, elapsed: float, budget: float, planned: int) -> None:
+    """After the first epoch (every utterance seen once: a fair pace), say whether the time
+    budget will end the schedule before the planned updates, and by how much."""
+    if step == 0 or elapsed <= 0:
+        return
+    projected = int(step * budget / elapsed)
+    needed = math.ceil(planned * elapsed / step / 60)
+    if projected < planned:
+        log.warning(
+            "at %.2f s per update the %g-minute budget ends training after about %d of the "
+            "%d planned updates; raise --max-minutes to %d to make them all",
+            elapsed / step, budget / 60, projected, planned, needed,
+        )  # fmt: skip
+
+
 @dataclass
 class TrainResult:
     steps: int
@@ -303,6 +318,8 @@ def train(
 
     while step < cfg.steps and elapsed < budget:
         if pos >= len(batches):
+            if epoch == 0:
+                _warn_if_budget_ends_first(step, elapsed, budget, cfg.steps)
             epoch, pos = epoch + 1, 0
             batches = make_batches(
                 lengths, cfg, random.Random(cfg.seed * 7919 + epoch), ascending=False
