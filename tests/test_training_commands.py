@@ -103,3 +103,21 @@ def test_the_card_gives_the_commands_score_beside_the_goal() -> None:
     for key in [k for k in wer if "/commands" in k or "/word_sequences" in k]:
         del wer[key]
     assert "WER on commands" not in card.render(metrics)  # older metrics: no split
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("turn {on|off the light", "templates: unclosed brace in 'turn {on|off the light'"),
+        ("turn | off", "templates: cannot read 'turn | off' at ' | off'"),
+    ],
+)
+def test_a_template_the_split_cannot_read_fails_before_training(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    templates = tmp_path / "templates.txt"
+    templates.write_text(f"$x = on | off\n{line}\n", encoding="utf-8")
+    gen = SentenceGenerator(load_vocabulary(), templates)
+    with pytest.raises(ValueError) as err:
+        gen.check()  # the pipeline's first step
+    assert str(err.value) == message

@@ -60,6 +60,20 @@ def _digits_to_words(digits: str) -> str:
     return number_words(n)
 
 
+# One part of a template pattern: an opening brace, a $slot or a word.
+_PATTERN_PART = re.compile(r"\s*(?:(\{)|\$(\w+)|([^\s{}$|]+))")
+
+
+def _closing_brace(pattern: str, start: int) -> int:
+    """Index of the ``}`` that closes the brace opened just before ``start``."""
+    depth = 1
+    for i in range(start, len(pattern)):
+        depth += {"{": 1, "}": -1}.get(pattern[i], 0)
+        if depth == 0:
+            return i
+    raise ValueError(f"templates: unclosed brace in {pattern!r}")
+
+
 def _split_top(text: str) -> list[str]:
     """``a|{b|c}|d`` -> ``["a", "{b|c}", "d"]``: split on the ``|`` outside braces."""
     parts, depth, start = [], 0, 0
@@ -140,35 +154,26 @@ class SentenceGenerator:
 
     def _regex(self, pattern: str) -> str:
         """Regex of a template pattern over words that are each followed by one space."""
-        out, i = [], 0
+        out, i, pattern = [], 0, pattern.strip()
         while i < len(pattern):
-            c = pattern[i]
-            if c.isspace():
-                i += 1
-            elif c == "{":
-                depth, j = 1, i + 1
-                while depth:
-                    depth += {"{": 1, "}": -1}.get(pattern[j], 0)
-                    j += 1
-                out.append(self._choice(_split_top(pattern[i + 1 : j - 1])))
-                i = j
-            elif c == "$":
-                m = re.match(r"\$(\w+)", pattern[i:])
-                assert m, pattern
-                name = m.group(1)
-                if name == "number":
-                    words = "|".join([*_ONES, *_TENS[2:], "hundred", "a hundred"])
-                    out.append(f"(?:(?:{words}) )+")
-                elif name in self.slots:
-                    out.append(self._choice(self.slots[name]))
-                else:
-                    raise ValueError(f"templates: unknown slot ${name}")
-                i += m.end()
+            m = _PATTERN_PART.match(pattern, i)
+            if m is None:
+                raise ValueError(f"templates: cannot read {pattern!r} at {pattern[i:]!r}")
+            brace, slot, word = m.groups()
+            i = m.end()
+            if brace:
+                close = _closing_brace(pattern, i)
+                out.append(self._choice(_split_top(pattern[i:close])))
+                i = close + 1
+            elif slot == "number":
+                words = "|".join([*_ONES, *_TENS[2:], "hundred", "a hundred"])
+                out.append(f"(?:(?:{words}) )+")
+            elif slot:
+                if slot not in self.slots:
+                    raise ValueError(f"templates: unknown slot ${slot}")
+                out.append(self._choice(self.slots[slot]))
             else:
-                m = re.match(r"[^\s{}$|]+", pattern[i:])
-                assert m, pattern
-                out.append(re.escape(m.group()) + " ")
-                i += m.end()
+                out.append(re.escape(word) + " ")
         return "".join(out)
 
     def _choice(self, alternatives: list[str]) -> str:
@@ -195,6 +200,7 @@ class SentenceGenerator:
 
     def check(self, n: int = 5000) -> Counter[str]:
         """Raise ValueError if a template yields a word outside the vocabulary; return counts."""
+        self.is_command("")  # the commands regex compiles (evaluation needs it at the end)
         vocab = set(self.vocabulary)
         rng = random.Random(0)
         counts: Counter[str] = Counter()
