@@ -121,3 +121,51 @@ def test_a_template_the_split_cannot_read_fails_before_training(
     with pytest.raises(ValueError) as err:
         gen.check()  # the pipeline's first step
     assert str(err.value) == message
+
+
+def test_the_training_sentence_mix_changes_training_texts_only(gen: SentenceGenerator) -> None:
+    from dataclasses import replace
+
+    from edge_asr.training import data
+    from edge_asr.training.pipeline import full_config
+
+    base = full_config(0, 78.0, festival_variety=True)
+    assert full_config(0, 78.0, festival_variety=True, sentence_mix=(0.75, 0.17)) == base
+    cfg = full_config(0, 78.0, festival_variety=True, sentence_mix=(0.5, 0.35))
+    assert cfg.name == "full-fv-mix0.5-0.35"  # its own data and checkpoints
+    assert data.plan_eval(cfg.data, gen) == data.plan_eval(base.data, gen)
+
+    def espeak_texts(mix: tuple[float, float]) -> list[str]:
+        plan = replace(cfg.data, espeak=400, festival_per_voice=0, sentence_mix=mix)
+        return [u.text for u, _ in data.plan_train(plan, gen, 0) if u.engine == "espeak"]
+
+    assert all(map(gen.is_command, espeak_texts((1.0, 0.0))))
+    sequences = espeak_texts((0.0, 1.0))
+    assert sum(map(gen.is_command, sequences)) < 0.2 * len(sequences)
+    assert all(len(t.split()) == 1 for t in espeak_texts((0.0, 0.0)))
+    halves = espeak_texts((0.5, 0.35))
+    assert 0.4 < sum(map(gen.is_command, halves)) / len(halves) < 0.7
+
+
+@pytest.mark.parametrize("value", ["0.9,0.2", "0.5", "half,0.3", "1.5,0"])
+def test_a_bad_sentence_mix_is_refused(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge_asr.training.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--out", "unused", "--sentence-mix", value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--sentence-mix takes two shares T,W between 0 and 1 that add up to at most 1" in err
+    assert repr(value) in err
+
+
+def test_the_card_says_the_sentence_mix_and_how_to_remake_it() -> None:
+    metrics = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    text = card.render(metrics)
+    assert "yes/no) for 75 % of the training sentences" in text
+    assert "for 17 %, single words for 8 %." in text and "--sentence-mix" not in text
+    metrics["data"]["plan"]["sentence_mix"] = [0.5, 0.35]
+    text = card.render(metrics)
+    assert "for 50 % of the training sentences" in text
+    assert "for 35 %, single words for 15 % (the evaluation sets: 75 / 17 / 8 %)." in text
+    assert " --sentence-mix 0.5,0.35" in text.split("## Reproduce", 1)[1]

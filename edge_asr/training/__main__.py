@@ -15,6 +15,7 @@ from edge_asr.training.data import FESTIVAL_VARIETY, FULL_DATA, VOICE_CHANGE_SOU
 from edge_asr.training.model import HIDDEN
 from edge_asr.training.pipeline import STRONG_AUGMENT, full_config, run, smoke_config
 from edge_asr.training.synth import SynthesizerMissing
+from edge_asr.training.text import SENTENCE_MIX
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,6 +120,14 @@ def main(argv: list[str] | None = None) -> int:
         "each with its own random speaker (needs Node.js and npm; work folder full-…-gsN)",
     )
     parser.add_argument(
+        "--sentence-mix",
+        metavar="T,W",
+        help="full run: shares of the training sentences that are template commands (T) and "
+        f"random word sequences (W); the rest are single words (default "
+        f"{SENTENCE_MIX[0]:g},{SENTENCE_MIX[1]:g}; the evaluation sets keep it; another mix "
+        "trains in work folder full-…-mixT-W)",
+    )
+    parser.add_argument(
         "--average-last",
         type=float,
         default=0.0,
@@ -144,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if count is not None and not 0 <= count <= top:
             parser.error(f"{flag} must be between 0 and {top}, not {count}")
+    mix = None
+    if args.sentence_mix is not None:
+        mix = _sentence_mix(args.sentence_mix)
+        if mix is None:
+            parser.error(
+                "--sentence-mix takes two shares T,W between 0 and 1 that add up to at most 1 "
+                f"(templates, word sequences), not {args.sentence_mix!r}"
+            )
     if not 0.0 <= args.average_last < 1.0:
         parser.error(f"--average-last must be at least 0 and below 1, not {args.average_last:g}")
     if not 16 <= args.hidden <= 1024:
@@ -167,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             args.average_last,
             args.espeak,
             args.gnuspeech,
+            mix,
         )
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)
@@ -192,6 +210,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"bundle: {args.out}")
     return 0
+
+
+def _sentence_mix(text: str) -> tuple[float, float] | None:
+    """``"0.5,0.35"`` -> (0.5, 0.35); None unless two shares in [0, 1] adding up to <= 1."""
+    try:
+        templates, sequences = (float(x) for x in text.split(","))
+    except ValueError:
+        return None
+    shares_ok = 0.0 <= templates <= 1.0 and 0.0 <= sequences <= 1.0
+    return (templates, sequences) if shares_ok and templates + sequences <= 1.0 else None
 
 
 if __name__ == "__main__":

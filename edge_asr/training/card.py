@@ -8,7 +8,7 @@ from typing import Any
 from edge_asr.training import augment, synth
 from edge_asr.training.data import VOICE_CHANGE_SOURCES, full_plan
 from edge_asr.training.model import HIDDEN
-from edge_asr.training.text import load_vocabulary
+from edge_asr.training.text import SENTENCE_MIX, load_vocabulary
 from edge_asr.training.train import TrainConfig, augment_settings
 
 GROUP_TITLES = {
@@ -302,6 +302,16 @@ def render(m: dict[str, Any]) -> str:
     for field, flag in (("festival_per_voice", "--festival-per-voice"), ("espeak", "--espeak")):
         if not smoke and data["plan"][field] != getattr(recipe, field):
             command += f" {flag} {data['plan'][field]}"
+    # Older metrics files predate the setting: they were trained with the default mix.
+    mix = tuple(data["plan"].get("sentence_mix") or SENTENCE_MIX)
+    mix_eval = (
+        f" (the evaluation sets: {100 * SENTENCE_MIX[0]:.0f} / {100 * SENTENCE_MIX[1]:.0f} / "
+        f"{100 * (1 - sum(SENTENCE_MIX)):.0f} %)"
+        if mix != SENTENCE_MIX
+        else ""
+    )
+    if not smoke and mix != SENTENCE_MIX:
+        command += f" --sentence-mix {mix[0]:g},{mix[1]:g}"
     gnuspeech = data["plan"].get("gnuspeech", 0)
     if not smoke and gnuspeech:
         command += f" --gnuspeech {gnuspeech}"
@@ -381,7 +391,8 @@ int8 {model["int8_bytes"] / 1e6:.2f} MB.
   Full sentences with words outside the vocabulary are trained as letter sequences.
 - **Noise only**: {data["plan"]["noise"]} utterances with an empty transcript (teaches silence → nothing).
 - Sentences: `edge_asr/training/data/templates.txt` (command phrasings: lights, doors, thermostat, timers,
-  media, questions, numbers, yes/no), 17 % random word sequences from the vocabulary, 8 % single words.
+  media, questions, numbers, yes/no) for {100 * mix[0]:.0f} % of the training sentences, random word sequences from the vocabulary
+  for {100 * mix[1]:.0f} %, single words for {100 * (1 - mix[0] - mix[1]):.0f} %{mix_eval}.
 
 ### Augmentation (training only)
 Speed perturbation 0.9–1.1 (p 0.6, soxr resampling, also shifts pitch); synthetic exponentially decaying

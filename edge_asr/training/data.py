@@ -59,6 +59,9 @@ class DataPlan:
     voice_change_on: tuple[str, ...] = VOICE_CHANGE_SOURCES  # ... of these sources' speech
     festival_f0: tuple[float, float] | None = None  # diphone voices' mean pitch range (Hz)
     gnuspeech: int = 0  # GnuSpeech utterances, each with its own random speaker
+    # Training sentences' shares of templates and random word sequences (the rest single
+    # words); None: the generator's own. The evaluation sets keep the generator's.
+    sentence_mix: tuple[float, float] | None = None
 
 
 # --festival-variety: the diphone voice's mean pitch is drawn from this range (Hz, log-uniform).
@@ -151,6 +154,8 @@ EVAL_SEED = 0
 def plan_train(plan: DataPlan, gen: SentenceGenerator, seed: int) -> list[tuple[Utterance, str]]:
     """(utterance, group) pairs of the training set."""
     rng = random.Random(seed)
+    if plan.sentence_mix is not None:
+        gen = gen.with_mix(plan.sentence_mix)
     out: list[tuple[Utterance, str]] = []
     for text in gen.sentences(plan.espeak, seed + 1):
         voice = synth.espeak_train_voice(rng)

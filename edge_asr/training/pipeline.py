@@ -28,7 +28,7 @@ from edge_asr.training.evaluate import (
 )
 from edge_asr.training.export import export_onnx, quantize, read_metadata
 from edge_asr.training.model import HIDDEN, CtcModel, ModelConfig, count_parameters
-from edge_asr.training.text import SentenceGenerator, load_vocabulary
+from edge_asr.training.text import SENTENCE_MIX, SentenceGenerator, load_vocabulary
 from edge_asr.training.train import TrainConfig, augment_settings, train
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ def full_config(
     average_last: float = 0.0,
     espeak: int | None = None,
     gnuspeech: int = 0,
+    sentence_mix: tuple[float, float] | None = None,
 ) -> RunConfig:
     # Another recipe, another cache: its data and checkpoints live in their own folder.
     name = "full" if voice_change == 0 else f"full-vc{voice_change:g}"
@@ -100,6 +101,9 @@ def full_config(
     if gnuspeech:
         name += f"-gs{gnuspeech}"
         plan = replace(plan, gnuspeech=gnuspeech)
+    if sentence_mix is not None and sentence_mix != SENTENCE_MIX:
+        name += f"-mix{sentence_mix[0]:g}-{sentence_mix[1]:g}"
+        plan = replace(plan, sentence_mix=sentence_mix)
     # Averaging changes only the end of training: same data, its own checkpoint folder.
     name += f"-avg{average_last:g}" if average_last else ""
     train_cfg = TrainConfig(

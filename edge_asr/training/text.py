@@ -16,6 +16,9 @@ DATA_DIR = Path(str(resources.files("edge_asr.training") / "data"))
 VOCABULARY_FILE = DATA_DIR / "vocabulary.txt"
 TEMPLATES_FILE = DATA_DIR / "templates.txt"
 
+# Shares of template sentences and of random word sequences; the rest are single words.
+SENTENCE_MIX = (0.75, 0.17)
+
 _ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
     "fifteen sixteen seventeen eighteen nineteen"
@@ -94,8 +97,15 @@ class Template:
 class SentenceGenerator:
     """Random sentences from ``templates.txt`` plus random vocabulary word sequences."""
 
-    def __init__(self, vocabulary: list[str], templates_path: Path = TEMPLATES_FILE) -> None:
+    def __init__(
+        self,
+        vocabulary: list[str],
+        templates_path: Path = TEMPLATES_FILE,
+        mix: tuple[float, float] = SENTENCE_MIX,
+    ) -> None:
         self.vocabulary = vocabulary
+        self.templates_path = templates_path
+        self.mix = mix
         self.slots: dict[str, list[str]] = {}
         self.templates: list[Template] = []
         for line in templates_path.read_text(encoding="utf-8").splitlines():
@@ -182,15 +192,21 @@ class SentenceGenerator:
     def random_words(self, rng: random.Random, max_words: int = 6) -> str:
         return " ".join(rng.choice(self.vocabulary) for _ in range(rng.randint(1, max_words)))
 
+    def with_mix(self, mix: tuple[float, float]) -> SentenceGenerator:
+        """The same vocabulary and templates, another share of templates and word sequences."""
+        return SentenceGenerator(self.vocabulary, self.templates_path, mix)
+
     def sentence(self, rng: random.Random) -> str:
-        """A template sentence (75 %), a random word sequence (17 %) or a single word (8 %)."""
+        """A template sentence, a random word sequence or a single word, by ``mix`` (the
+        shares of the first two; 75 % and 17 % by default, leaving 8 % single words)."""
+        templates, sequences = self.mix
         r = rng.random()
-        if r < 0.75:
+        if r < templates:
             template = rng.choices(self.templates, self._weights)[0]
             text = self.expand(template.pattern, rng)
             if text:
                 return text
-        if r < 0.92:
+        if r < templates + sequences:
             return self.random_words(rng)
         return rng.choice(self.vocabulary)
 
