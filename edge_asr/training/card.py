@@ -162,14 +162,13 @@ def _goal_text(wer: dict[str, Any]) -> str:
     if worst <= 10.0:
         return (
             f"The goal of ≤ 10 % vocabulary-constrained WER on held-out voices is met ({scores})."
-            + _commands_text(wer)
         )
     engine = max(held, key=held.__getitem__).split("_")[0]
     return (
         f"The goal of ≤ 10 % vocabulary-constrained WER on held-out voices is **not met** ({scores}): "
         f"the gap is the {engine} voices, the ones least like any training voice. On the synthetic "
         "sets the model practically never emits letter tokens, so greedy and vocabulary-constrained "
-        "WER coincide." + _commands_text(wer)
+        "WER coincide."
     )
 
 
@@ -304,14 +303,14 @@ def render(m: dict[str, Any]) -> str:
             command += f" {flag} {data['plan'][field]}"
     # Older metrics files predate the setting: they were trained with the default mix.
     mix = tuple(data["plan"].get("sentence_mix") or SENTENCE_MIX)
-    mix_eval = (
-        f" (the evaluation sets: {100 * SENTENCE_MIX[0]:.0f} / {100 * SENTENCE_MIX[1]:.0f} / "
-        f"{100 * (1 - sum(SENTENCE_MIX)):.0f} %)"
-        if mix != SENTENCE_MIX
-        else ""
-    )
-    if not smoke and mix != SENTENCE_MIX:
-        command += f" --sentence-mix {mix[0]:g},{mix[1]:g}"
+    mix_eval = ""
+    if mix != SENTENCE_MIX:
+        mix_eval = (
+            f" (the evaluation sets: {100 * SENTENCE_MIX[0]:.0f} / {100 * SENTENCE_MIX[1]:.0f} / "
+            f"{100 * (1 - sum(SENTENCE_MIX)):.0f} %)"
+        )
+        if not smoke:
+            command += f" --sentence-mix {mix[0]:g},{mix[1]:g}"
     gnuspeech = data["plan"].get("gnuspeech", 0)
     if not smoke and gnuspeech:
         command += f" --gnuspeech {gnuspeech}"
@@ -454,7 +453,7 @@ password followed by the pound key"), so their WER mostly measures spelling; the
 relevant real-voice score, and it is small.
 
 ## Goals
-- {_goal_text(m["wer"])}
+- {_goal_text(m["wer"])}{_commands_text(m["wer"])}
 - {_size_text(model)}
 - {_int8_text(m["wer"])}
 - {_budget_text(m)}

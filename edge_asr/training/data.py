@@ -22,7 +22,7 @@ from edge_asr.audio.files import read_audio
 from edge_asr.training import synth
 from edge_asr.training.augment import Augmenter, pad_clean
 from edge_asr.training.synth import Utterance
-from edge_asr.training.text import SentenceGenerator
+from edge_asr.training.text import SENTENCE_MIX, SentenceGenerator
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,8 @@ class DataPlan:
     festival_f0: tuple[float, float] | None = None  # diphone voices' mean pitch range (Hz)
     gnuspeech: int = 0  # GnuSpeech utterances, each with its own random speaker
     # Training sentences' shares of templates and random word sequences (the rest single
-    # words); None: the generator's own. The evaluation sets keep the generator's.
-    sentence_mix: tuple[float, float] | None = None
+    # words). The evaluation sets keep the default.
+    sentence_mix: tuple[float, float] = SENTENCE_MIX
 
 
 # --festival-variety: the diphone voice's mean pitch is drawn from this range (Hz, log-uniform).
@@ -154,8 +154,7 @@ EVAL_SEED = 0
 def plan_train(plan: DataPlan, gen: SentenceGenerator, seed: int) -> list[tuple[Utterance, str]]:
     """(utterance, group) pairs of the training set."""
     rng = random.Random(seed)
-    if plan.sentence_mix is not None:
-        gen = gen.with_mix(plan.sentence_mix)
+    gen = gen.with_mix(plan.sentence_mix)
     out: list[tuple[Utterance, str]] = []
     for text in gen.sentences(plan.espeak, seed + 1):
         voice = synth.espeak_train_voice(rng)

@@ -28,7 +28,7 @@ from edge_asr.training.evaluate import (
 )
 from edge_asr.training.export import export_onnx, quantize, read_metadata
 from edge_asr.training.model import HIDDEN, CtcModel, ModelConfig, count_parameters
-from edge_asr.training.text import SENTENCE_MIX, SentenceGenerator, load_vocabulary
+from edge_asr.training.text import SentenceGenerator, load_vocabulary
 from edge_asr.training.train import TrainConfig, augment_settings, train
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def full_config(
     if gnuspeech:
         name += f"-gs{gnuspeech}"
         plan = replace(plan, gnuspeech=gnuspeech)
-    if sentence_mix is not None and sentence_mix != SENTENCE_MIX:
+    if sentence_mix is not None and sentence_mix != plan.sentence_mix:
         name += f"-mix{sentence_mix[0]:g}-{sentence_mix[1]:g}"
         plan = replace(plan, sentence_mix=sentence_mix)
     # Averaging changes only the end of training: same data, its own checkpoint folder.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
@@ -104,7 +106,6 @@ class SentenceGenerator:
         mix: tuple[float, float] = SENTENCE_MIX,
     ) -> None:
         self.vocabulary = vocabulary
-        self.templates_path = templates_path
         self.mix = mix
         self.slots: dict[str, list[str]] = {}
         self.templates: list[Template] = []
@@ -120,7 +121,6 @@ class SentenceGenerator:
             weight, pattern = (int(m.group(1)), m.group(2)) if m else (1, line)
             self.templates.append(Template(pattern.strip(), weight))
         self._weights = [t.weight for t in self.templates]
-        self._command_re: re.Pattern[str] | None = None
 
     def _number(self, rng: random.Random) -> str:
         r = rng.random()
@@ -157,10 +157,12 @@ class SentenceGenerator:
     def is_command(self, text: str) -> bool:
         """Whether ``text`` is a sentence the templates can make (a command, as opposed to a
         random word sequence or a single word; any run of number words counts as a number)."""
-        if self._command_re is None:
-            alternatives = "|".join(self._regex(t.pattern) for t in self.templates)
-            self._command_re = re.compile(f"(?:{alternatives})")
         return self._command_re.fullmatch(" ".join(text.split()) + " ") is not None
+
+    @cached_property
+    def _command_re(self) -> re.Pattern[str]:
+        alternatives = "|".join(self._regex(t.pattern) for t in self.templates)
+        return re.compile(f"(?:{alternatives})")
 
     def _regex(self, pattern: str) -> str:
         """Regex of a template pattern over words that are each followed by one space."""
@@ -193,8 +195,11 @@ class SentenceGenerator:
         return " ".join(rng.choice(self.vocabulary) for _ in range(rng.randint(1, max_words)))
 
     def with_mix(self, mix: tuple[float, float]) -> SentenceGenerator:
-        """The same vocabulary and templates, another share of templates and word sequences."""
-        return SentenceGenerator(self.vocabulary, self.templates_path, mix)
+        """The same vocabulary and templates (not read again), another share of templates and
+        word sequences."""
+        other = copy.copy(self)
+        other.mix = mix
+        return other
 
     def sentence(self, rng: random.Random) -> str:
         """A template sentence, a random word sequence or a single word, by ``mix`` (the
@@ -216,7 +221,7 @@ class SentenceGenerator:
 
     def check(self, n: int = 5000) -> Counter[str]:
         """Raise ValueError if a template yields a word outside the vocabulary; return counts."""
-        self.is_command("")  # the commands regex compiles (evaluation needs it at the end)
+        _ = self._command_re  # compiled now, not first at evaluation, the end of a run
         vocab = set(self.vocabulary)
         rng = random.Random(0)
         counts: Counter[str] = Counter()
