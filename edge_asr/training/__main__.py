@@ -120,6 +120,15 @@ def main(argv: list[str] | None = None) -> int:
         "each with its own random speaker (needs Node.js and npm; work folder full-…-gsN)",
     )
     parser.add_argument(
+        "--piper",
+        type=int,
+        default=0,
+        metavar="N",
+        help="full run: also train on N utterances of a neural voice (Piper, en_US joe), each "
+        "with its own tempo and intonation, half of them made into another speaker (work "
+        "folder full-…-pipN)",
+    )
+    parser.add_argument(
         "--sentence-mix",
         metavar="T,W",
         help="full run: shares of the training sentences that are template commands (T) and "
@@ -150,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         ("--festival-per-voice", args.festival_per_voice, 100_000),
         ("--espeak", args.espeak, 200_000),
         ("--gnuspeech", args.gnuspeech, 200_000),
+        ("--piper", args.piper, 200_000),
     ):
         if count is not None and not 0 <= count <= top:
             parser.error(f"{flag} must be between 0 and {top}, not {count}")
@@ -185,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             args.espeak,
             args.gnuspeech,
             mix,
+            args.piper,
         )
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)

