@@ -229,7 +229,6 @@ PIPER_PROSODY = {
     "noise_scale": (0.3, 0.9),
     "noise_w_scale": (0.4, 1.2),
 }
-PIPER_RATE = 22050
 PIPER_LATENT_CHANNELS = 192  # the voice's latent: one row of noise this wide per output frame
 
 
@@ -271,8 +270,8 @@ class PiperVoice:
                 [p["noise_scale"], p["length_scale"], p["noise_w_scale"]], np.float32
             ),
         }
-        # Enough noise for any duration the voice gives (about 30 frames a phoneme at most);
-        # a longer output would fail the reshape, and is retried with more.
+        # Noise for 64 output frames a phoneme (they take a few each, a pause a few dozen); a
+        # longer output would fail the reshape, and is retried with more.
         frames = 64 * len(ids) + 400
         error = ""
         for _ in range(3):
@@ -285,7 +284,8 @@ class PiperVoice:
                 error = str(e).splitlines()[0] if str(e) else type(e).__name__
                 frames *= 4
                 continue
-            return _to_16k(np.asarray(audio, np.float32).reshape(-1), PIPER_RATE)
+            rate = self.voice.config.sample_rate
+            return _to_16k(np.asarray(audio, np.float32).reshape(-1), rate)
         raise RuntimeError(f"Piper could not synthesize {text!r}: {error}")
 
 
