@@ -172,9 +172,14 @@ class SynthesizerMissing(RuntimeError):
     """A synthesizer the data plan needs is not installed; the message says how to get it."""
 
 
-def gnuspeech_speaker(seed: int) -> dict[str, float]:
+def draw_settings(ranges: dict[str, tuple[float, float]], seed: int) -> dict[str, float]:
+    """One value of each setting, uniform in its range, drawn from ``seed``."""
     rng = random.Random(seed)
-    return {k: round(rng.uniform(lo, hi), 3) for k, (lo, hi) in GNUSPEECH_SPEAKER.items()}
+    return {k: round(rng.uniform(lo, hi), 3) for k, (lo, hi) in ranges.items()}
+
+
+def gnuspeech_speaker(seed: int) -> dict[str, float]:
+    return draw_settings(GNUSPEECH_SPEAKER, seed)
 
 
 def ensure_gnuspeech() -> None:
@@ -233,8 +238,7 @@ PIPER_LATENT_CHANNELS = 192  # the voice's latent: one row of noise this wide pe
 
 
 def piper_prosody(seed: int) -> dict[str, float]:
-    rng = random.Random(seed)
-    return {k: round(rng.uniform(lo, hi), 3) for k, (lo, hi) in PIPER_PROSODY.items()}
+    return draw_settings(PIPER_PROSODY, seed)
 
 
 class PiperVoice:
