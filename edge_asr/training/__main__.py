@@ -145,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         "(a snapshot every 100 updates; e.g. 0.25; work folder full-…-avgF); the checkpoint "
         "keeps the last weights too",
     )
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="full run: forward and backward passes in bfloat16 (weights stay float32); about "
+        "1.5x faster per update on CPUs with AVX512-BF16 or AMX, slower on others (work folder "
+        "full-…-bf16)",
+    )
     args = parser.parse_args(argv)
     if not 0.0 <= args.voice_change <= 1.0:
         parser.error(f"--voice-change must be between 0 and 1, not {args.voice_change:g}")
@@ -196,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             args.gnuspeech,
             mix,
             args.piper,
+            args.bf16,
         )
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)

@@ -141,6 +141,15 @@ def _average_text(tr: dict[str, Any]) -> str:
     )
 
 
+def _precision_text(tr: dict[str, Any]) -> str:
+    if not tr.get("bf16"):
+        return ""  # float32 throughout
+    return (
+        " Forward and backward passes in bfloat16 (torch autocast, `--bf16`); weights, "
+        "optimizer state, CTC loss and the export in float32."
+    )
+
+
 def _calibration_text(m: dict[str, Any]) -> str:
     cal = m.get("calibration")
     if not cal:
@@ -319,6 +328,8 @@ def render(m: dict[str, Any]) -> str:
         command += f" --piper {piper}"
     if not smoke and tr.get("average_last"):
         command += f" --average-last {tr['average_last']:g}"
+    if not smoke and tr.get("bf16"):
+        command += " --bf16"
     speaker = synth.GNUSPEECH_SPEAKER
     gnuspeech_text = (
         "\n- **GnuSpeech** (articulatory tube-model synthesizer, npm `@echogarden/gnuspeech-wasm`): "
@@ -446,7 +457,7 @@ Speaker and microphone augmentation, on the cached log-mel features of each batc
 ## Training
 AdamW (peak LR 2e-3, weight decay 0.01, 300 warmup steps, cosine decay over the planned steps or the time budget,
 whichever ends first), CTC loss, batches of similar length (≤ 10,000 frames, ≤ 64 utterances), shortest first in the first epoch,
-gradient clipping 5. Seed {seed}, torch {tr["torch"]}, {tr["threads"]} CPU threads.
+gradient clipping 5. Seed {seed}, torch {tr["torch"]}, {tr["threads"]} CPU threads.{_precision_text(tr)}
 {tr["steps"]:,} updates (planned {tr["planned_steps"]:,}, budget {tr["max_minutes"]:g} min), {tr["epochs"]} epochs,
 {tr["train_minutes"]} training minutes; data synthesis and features {tr["data_minutes"]} minutes; export and
 evaluation {m["export_eval_minutes"]} minutes; all on one 2-core x86 machine. {_resume_text(tr)}{_average_text(tr)}{_calibration_text(m)}

@@ -79,6 +79,7 @@ def full_config(
     gnuspeech: int = 0,
     sentence_mix: tuple[float, float] | None = None,
     piper: int = 0,
+    bf16: bool = False,
 ) -> RunConfig:
     # Another recipe, another cache: its data and checkpoints live in their own folder.
     name = "full" if voice_change == 0 else f"full-vc{voice_change:g}"
@@ -110,12 +111,14 @@ def full_config(
         plan = replace(plan, sentence_mix=sentence_mix)
     # Averaging changes only the end of training: same data, its own checkpoint folder.
     name += f"-avg{average_last:g}" if average_last else ""
+    name += "-bf16" if bf16 else ""
     train_cfg = TrainConfig(
         steps=steps,
         max_minutes=max_minutes,
         threads=threads,
         seed=seed,
         average_last=average_last,
+        bf16=bf16,
     )
     if strong_augment:
         train_cfg = replace(train_cfg, **STRONG_AUGMENT)
@@ -297,6 +300,7 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
             "data_minutes": round(data_seconds / 60, 1),
             "torch": torch.__version__,
             "threads": cfg.train.threads,
+            "bf16": cfg.train.bf16,
             "resumed": resumes,
         },
         "calibration": {

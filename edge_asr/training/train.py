@@ -47,6 +47,23 @@ class TrainConfig:
     average_every: int = 100
     threads: int = 2
     seed: int = 0
+    # Forward and backward in bfloat16 (autocast); weights, optimizer and loss stay float32.
+    # About 1.5x faster per update on CPUs with AVX512-BF16 or AMX, slower without.
+    bf16: bool = False
+
+
+def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU computes bfloat16 natively (x86 AVX512-BF16 or AMX, arm64 BF16)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def augment_settings(cfg: TrainConfig) -> dict[str, Any]:
@@ -267,6 +284,8 @@ def train(
     """Train (resuming from ``checkpoint`` if it exists) until cfg.steps or cfg.max_minutes."""
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    if cfg.bf16 and not native_bf16():
+        log.warning("--bf16: this CPU has no native bfloat16 (AVX512-BF16, AMX or BF16): slower")
     targets = [torch.tensor(table.encode(it["text"]), dtype=torch.int64) for it in train_set.items]
     lengths = train_set.lengths()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay)
@@ -338,8 +357,9 @@ def train(
         lr = lr_at(step, progress, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
-        lp, out_lens = model(x, lens)
-        loss = ctc(lp.transpose(0, 1), y, out_lens, y_lens)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            lp, out_lens = model(x, lens)
+        loss = ctc(lp.float().transpose(0, 1), y, out_lens, y_lens)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
