@@ -56,6 +56,66 @@ def _wer_table(wer: dict[str, Any], per_voice: bool) -> str:
     return "\n".join(rows)
 
 
+# The sets a row of the seed table shows (int8, vocabulary decoding), with short titles.
+SEED_SETS = {
+    "espeak_heldout": "espeak-ng held-out",
+    "espeak_heldout_noisy": "noisy",
+    "flite_heldout": "flite",
+    "flite_heldout/commands": "flite commands",
+    "train_voices": "training voices",
+    "asterisk_heldout/in_vocabulary": "asterisk in-vocabulary",
+    "alsa_real": "alsa-utils",
+}
+
+
+def total_minutes(m: dict[str, Any]) -> float:
+    """Data, training, export and evaluation: what the time budget counts."""
+    tr = m["training"]
+    return round(tr["data_minutes"] + tr["train_minutes"] + m["export_eval_minutes"], 1)
+
+
+def seed_row(m: dict[str, Any]) -> dict[str, Any]:
+    """One run in the seed table: its seed, updates, minutes and int8 vocabulary WER per set."""
+    return {
+        "seed": m["training"]["seed"],
+        "steps": m["training"]["steps"],
+        "minutes": total_minutes(m),
+        "wer": {k: m["wer"][k]["int8"]["vocab_wer"] for k in SEED_SETS if k in m["wer"]},
+    }
+
+
+def _seeds_text(m: dict[str, Any]) -> str:
+    """Other seeds of this recipe beside this one, and the mean: one run is not the recipe."""
+    others = m.get("seed_runs") or []
+    if not others:
+        return ""
+    own = seed_row(m)
+    rows = sorted([own, *others], key=lambda r: r["seed"])
+    sets = [k for k in SEED_SETS if any(k in r["wer"] for r in rows)]
+    lines = [
+        "| seed | updates | minutes | " + " | ".join(SEED_SETS[k] for k in sets) + " |",
+        "|---|---:|---:|" + "---:|" * len(sets),
+    ]
+    for r in rows:
+        seed = f"**{r['seed']} (this bundle)**" if r is own else str(r["seed"])
+        cells = [f"{r['wer'][k]:.1f}" if k in r["wer"] else "" for k in sets]
+        lines.append(f"| {seed} | {r['steps']:,} | {r['minutes']:g} | " + " | ".join(cells) + " |")
+
+    def mean(key: str) -> str:
+        values = [r["wer"][key] for r in rows if key in r["wer"]]
+        return f"{sum(values) / len(values):.1f}" if values else ""
+
+    lines.append("| mean | | | " + " | ".join(mean(k) for k in sets) + " |")
+    return (
+        f"\n## Other seeds of this recipe\nThe same command with {len(rows) - 1} other "
+        f"seed{'s' if len(rows) > 2 else ''} (same data recipe, same evaluation audio); int8, "
+        "vocabulary decoding, WER in %. Runs of one recipe differ by a few points on the small "
+        "sets, so the mean is the recipe's score, not this bundle's row.\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
 def _shipped_text(m: dict[str, Any]) -> str:
     """Vocab int8 WER of the built-in model next to this one's, on the same sets."""
     shipped = m.get("shipped")
@@ -83,7 +143,7 @@ def _shipped_text(m: dict[str, Any]) -> str:
 
 def _budget_text(m: dict[str, Any]) -> str:
     tr = m["training"]
-    total = round(tr["data_minutes"] + tr["train_minutes"] + m["export_eval_minutes"], 1)
+    total = total_minutes(m)
     verdict = "within" if total <= BUDGET_MINUTES else "**over**"
     if tr.get("threads", 2) < 2:
         return (
@@ -482,7 +542,7 @@ for 30 %, synthetic reverb. Per held-out voice:
 Most held-out asterisk prompts are IVR sentences full of words outside the vocabulary ("please enter your
 password followed by the pound key"), so their WER mostly measures spelling; the in-vocabulary subset is the
 relevant real-voice score, and it is small.
-
+{_seeds_text(m)}
 ## Goals
 - {_goal_text(m["wer"])}{_commands_text(m["wer"])}
 - {_size_text(model)}
