@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "--bf16",
         action="store_true",
         help="full run: forward and backward passes in bfloat16 (weights stay float32); about "
-        "1.5x faster per update on CPUs with AVX512-BF16 or AMX, slower on others (work folder "
+        "1.3x faster per update on CPUs with AVX512-BF16 or AMX, slower on others (work folder "
         "full-…-bf16)",
     )
     args = parser.parse_args(argv)

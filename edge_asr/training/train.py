@@ -48,7 +48,7 @@ class TrainConfig:
     threads: int = 2
     seed: int = 0
     # Forward and backward in bfloat16 (autocast); weights, optimizer and loss stay float32.
-    # About 1.5x faster per update on CPUs with AVX512-BF16 or AMX, slower without.
+    # About 1.3x faster per update on CPUs with AVX512-BF16 or AMX, slower without.
     bf16: bool = False
 
 
