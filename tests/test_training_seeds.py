@@ -89,7 +89,7 @@ def test_another_recipe_is_refused_by_name(
     change(other)
     path = write(tmp_path / "s1" / "metrics.json", other)
     before = (bundle / "MODEL_CARD.md").read_text(encoding="utf-8")
-    with pytest.raises(seeds.RecipeMismatch, match=f"another recipe than the bundle's \\({named}"):
+    with pytest.raises(seeds.SeedRunError, match=f"another recipe than the bundle's \\({named}"):
         seeds.attach(bundle, [path])
     assert (bundle / "MODEL_CARD.md").read_text(encoding="utf-8") == before  # untouched
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from edge_asr.training import augment, synth
@@ -574,3 +576,9 @@ pip install -e '.[train]'   # torch 2.13.0 CPU, onnx; apt: espeak-ng flite festi
 ```
 Re-running the same command resumes from `work/train/` (cached audio features and checkpoints).{_reproduce_pace_text(tr)}
 """
+
+
+def write(folder: Path, metrics: dict[str, Any]) -> None:
+    """Write a bundle's ``metrics.json`` and the ``MODEL_CARD.md`` rendered from it."""
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    (folder / "MODEL_CARD.md").write_text(render(metrics), encoding="utf-8")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -328,8 +327,7 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
         "export_eval_minutes": round((time.monotonic() - t_export) / 60, 1),
         "this_invocation_minutes": round((time.monotonic() - t0) / 60, 1),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    (out / "MODEL_CARD.md").write_text(card.render(metrics), encoding="utf-8")
+    card.write(out, metrics)
     shutil.copy(out / "metrics.json", work / "metrics.json")
     log.info(
         "bundle written to %s (%d bytes int8) in %.1f min", out, size, (time.monotonic() - t0) / 60

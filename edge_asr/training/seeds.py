@@ -20,8 +20,8 @@ from edge_asr.training import card
 RECIPE_TRAINING = ("config", "planned_steps", "max_minutes", "threads", "average_last", "bf16")
 
 
-class RecipeMismatch(ValueError):
-    """Another run's metrics are not the same recipe as the bundle's."""
+class SeedRunError(ValueError):
+    """Other runs cannot join the bundle's card: unreadable, another recipe, or a seed twice."""
 
 
 def recipe(m: dict[str, Any]) -> dict[str, Any]:
@@ -42,29 +42,29 @@ def check_same_recipe(bundle: dict[str, Any], other: dict[str, Any], name: str) 
     want, got = recipe(bundle), recipe(other)
     for key in sorted(want.keys() | got.keys()):
         if want.get(key) != got.get(key):
-            raise RecipeMismatch(
+            raise SeedRunError(
                 f"{name}: another recipe than the bundle's ({key} {got.get(key)!r}, "
                 f"the bundle's {want.get(key)!r})"
             )
-    if other["training"]["seed"] == bundle["training"]["seed"]:
-        raise RecipeMismatch(f"{name}: seed {other['training']['seed']} is the bundle's own")
 
 
 def attach(bundle_dir: Path, others: list[Path]) -> dict[str, Any]:
     """Store the other runs' rows in the bundle's metrics and render its card again."""
     path = bundle_dir / "metrics.json"
     metrics = _load(path)
-    rows, seen = [], {metrics["training"]["seed"]}
+    own = metrics["training"]["seed"]
+    rows: list[dict[str, Any]] = []
     for other_path in others:
         other = _load(other_path)
         check_same_recipe(metrics, other, str(other_path))
-        if other["training"]["seed"] in seen:
-            raise RecipeMismatch(f"{other_path}: seed {other['training']['seed']} is given twice")
-        seen.add(other["training"]["seed"])
+        seed = other["training"]["seed"]
+        if seed == own:
+            raise SeedRunError(f"{other_path}: seed {seed} is the bundle's own")
+        if any(r["seed"] == seed for r in rows):
+            raise SeedRunError(f"{other_path}: seed {seed} is given twice")
         rows.append(card.seed_row(other))
     metrics["seed_runs"] = sorted(rows, key=lambda r: r["seed"])
-    path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    (bundle_dir / "MODEL_CARD.md").write_text(card.render(metrics), encoding="utf-8")
+    card.write(bundle_dir, metrics)
     return metrics
 
 
@@ -72,12 +72,12 @@ def _load(path: Path) -> dict[str, Any]:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise RecipeMismatch(f"{path}: cannot read it ({exc.strerror})") from None
+        raise SeedRunError(f"{path}: cannot read it ({exc.strerror})") from None
     except ValueError as exc:
-        raise RecipeMismatch(f"{path}: not JSON ({exc})") from None
+        raise SeedRunError(f"{path}: not JSON ({exc})") from None
     keys = ("training", "wer", "data", "model", "export_eval_minutes")
     if not isinstance(value, dict) or any(k not in value for k in keys):
-        raise RecipeMismatch(f"{path}: not a training run's metrics.json")
+        raise SeedRunError(f"{path}: not a training run's metrics.json")
     return value
 
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         metrics = attach(args.bundle, args.others)
-    except RecipeMismatch as exc:
+    except SeedRunError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     seeds = [metrics["training"]["seed"], *(r["seed"] for r in metrics["seed_runs"])]
