@@ -65,6 +65,28 @@ def test_the_card_shows_every_seed_and_the_mean(bundle: Path, tmp_path: Path) ->
     assert body[2][1] == "23,000"
     espeak = header.index("espeak-ng held-out")
     assert body[3][espeak] == body[0][espeak]  # the same score thrice: its own mean
+    assert "On flite, this bundle is the best." in text
+
+
+@pytest.mark.parametrize(
+    ("flites", "place"),
+    [
+        ([13.3, 10.0], "the median"),
+        ([10.0, 9.0], "the worst"),
+        ([11.2, 11.2], "the same as every other seed"),
+        ([13.0, 10.0, 9.0], "number 3 of 4, best first"),
+    ],
+)
+def test_the_card_says_where_the_bundle_stands_on_flite(
+    bundle: Path, tmp_path: Path, flites: list[float], place: str
+) -> None:
+    others = [
+        write(tmp_path / f"s{seed}" / "metrics.json", run_metrics(seed, flite))
+        for seed, flite in enumerate(flites, start=1)
+    ]
+    seeds.attach(bundle, others)
+    text = (bundle / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert f"On flite, this bundle is {place}." in text
 
 
 def test_without_other_seeds_the_card_has_no_seed_table() -> None:
@@ -76,10 +98,16 @@ def test_without_other_seeds_the_card_has_no_seed_table() -> None:
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        (lambda m: m["data"]["plan"].update(piper=6000), "data plan piper 6000"),
-        (lambda m: m["training"].update(max_minutes=70.0), "training max_minutes 70.0"),
-        (lambda m: m["training"].update(bf16=True), "training bf16 True"),
-        (lambda m: m["model"].update(hidden=320), "model hidden 320"),
+        (
+            lambda m: m["data"]["plan"].update(piper=m["data"]["plan"]["piper"] + 1000),
+            "data plan piper",
+        ),
+        (
+            lambda m: m["training"].update(max_minutes=m["training"]["max_minutes"] + 5),
+            "training max_minutes",
+        ),
+        (lambda m: m["training"].update(bf16=not m["training"]["bf16"]), "training bf16"),
+        (lambda m: m["model"].update(hidden=m["model"]["hidden"] + 64), "model hidden"),
     ],
 )
 def test_another_recipe_is_refused_by_name(
@@ -87,10 +115,15 @@ def test_another_recipe_is_refused_by_name(
 ) -> None:
     other = run_metrics(1, 12.0)
     change(other)
+    theirs, ours = seeds.recipe(other)[named], seeds.recipe(run_metrics(0, 11.2))[named]
+    assert theirs != ours
     path = write(tmp_path / "s1" / "metrics.json", other)
     before = (bundle / "MODEL_CARD.md").read_text(encoding="utf-8")
-    with pytest.raises(seeds.SeedRunError, match=f"another recipe than the bundle's \\({named}"):
+    with pytest.raises(seeds.SeedRunError) as raised:
         seeds.attach(bundle, [path])
+    assert f"another recipe than the bundle's ({named} {theirs!r}, the bundle's {ours!r})" in str(
+        raised.value
+    )
     assert (bundle / "MODEL_CARD.md").read_text(encoding="utf-8") == before  # untouched
 
 

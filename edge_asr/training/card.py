@@ -112,10 +112,29 @@ def _seeds_text(m: dict[str, Any]) -> str:
         f"\n## Other seeds of this recipe\nThe same command with {len(rows) - 1} other "
         f"seed{'s' if len(rows) > 2 else ''} (same data recipe, same evaluation audio); int8, "
         "vocabulary decoding, WER in %. Runs of one recipe differ by a few points on the small "
-        "sets, so the mean is the recipe's score, not this bundle's row.\n\n"
-        + "\n".join(lines)
-        + "\n"
+        f"sets, so the mean is the recipe's score, not this bundle's row.{_rank_text(own, rows)}"
+        "\n\n" + "\n".join(lines) + "\n"
     )
+
+
+def _rank_text(own: dict[str, Any], rows: list[dict[str, Any]], key: str = "flite_heldout") -> str:
+    """Where this bundle stands among the seeds on the hardest held-out set."""
+    values = sorted(r["wer"][key] for r in rows if key in r["wer"])
+    if key not in own["wer"] or len(values) < 2:
+        return ""
+    better = sum(v < own["wer"][key] for v in values)
+    worse = sum(v > own["wer"][key] for v in values)
+    if worse == 0 and better == 0:
+        place = "the same as every other seed"
+    elif better == 0:
+        place = "the best"
+    elif worse == 0:
+        place = "the worst"
+    elif better == worse:
+        place = "the median"
+    else:
+        place = f"number {better + 1} of {len(values)}, best first"
+    return f" On {SEED_SETS[key]}, this bundle is {place}."
 
 
 def _shipped_text(m: dict[str, Any]) -> str:
