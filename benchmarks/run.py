@@ -8,7 +8,8 @@
 Sections: ``files`` (edge-asr vs sherpa-onnx vs the floor vs pocketsphinx on the same clips),
 ``latency`` (end of speech to an MQTT subscriber through a virtual microphone and the daemon),
 ``footprint`` (start to READY, idle CPU, RSS, image sizes), ``memory`` (the daemon's parts
-loaded one at a time: what each adds to RSS), ``precision`` (int8 vs fp32).
+loaded one at a time: what each adds to RSS), ``precision`` (int8 vs fp32), ``training`` (one
+training update in float32 vs ``--bf16``; needs torch).
 ``--quick`` is the smoke run the tests do: a little of each, one round, no pocketsphinx.
 """
 
@@ -38,6 +39,7 @@ from benchmarks.live import Footprint, Latency, footprint_json, latency_json, ru
 from benchmarks.memory import run_memory
 from benchmarks.plot import plot
 from benchmarks.precision import fp32_missing, run_precision
+from benchmarks.training import run_training_steps, torch_missing
 
 HERE = Path(__file__).resolve().parent
 
@@ -63,7 +65,7 @@ def machine_info() -> dict[str, object]:
     }
 
 
-SECTIONS = ("files", "latency", "footprint", "memory", "precision")
+SECTIONS = ("files", "latency", "footprint", "memory", "precision", "training")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         report["memory"] = memory_section()
     if "precision" in sections:
         report["precision"] = precision_section(clips, args.rounds)
+    if "training" in sections:
+        report["training"] = training_section(args.rounds, updates=3 if args.quick else 20)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
@@ -306,6 +310,41 @@ def precision_section(clips: list[Clip], rounds: int) -> dict[str, object]:
                 "rtf": row.result.rtf,
                 "ratio_to_int8": row.result.seconds / reference,
                 "wer_by_voice_group": row.result.errors_by_voice,
+            }
+            for row in rows
+        ],
+    }
+
+
+def training_section(rounds: int, updates: int) -> dict[str, object]:
+    print("\nTraining: one update of the built-in model's network, float32 vs --bf16")
+    missing = torch_missing()
+    if missing is not None:
+        print(f"skipped: {missing}")
+        return {"skipped": missing}
+    from edge_asr.training.train import native_bf16
+
+    rows = run_training_steps(rounds, updates)
+    reference = rows[0].median
+    native = native_bf16()
+    print(f"native bfloat16 on this CPU: {'yes' if native else 'no (bf16 is emulated)'}")
+    header = f"{'precision':10} {'updates':>8} {'median s':>9} {'min s':>7} {'× fp32':>7}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(
+            f"{row.mode:10} {len(row.seconds):>8} {row.median:>9.3f} {min(row.seconds):>7.3f} "
+            f"{row.median / reference:>7.2f}"
+        )
+    return {
+        "rounds": rounds,
+        "native_bf16": native,
+        "modes": [
+            {
+                "mode": row.mode,
+                "seconds": row.seconds,
+                "median_s": row.median,
+                "ratio_to_fp32": row.median / reference,
             }
             for row in rows
         ],

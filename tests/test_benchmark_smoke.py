@@ -40,8 +40,8 @@ def _quick_bench(tmp_path: Path, sections: str) -> tuple[str, dict[str, Any]]:
 
 @pytest.mark.timeout(300)
 def test_quick_benchmark_prints_a_table_and_writes_json(tmp_path: Path) -> None:
-    stdout, data = _quick_bench(tmp_path, "files,memory")
-    assert "× edge-asr" in stdout and "Memory" in stdout
+    stdout, data = _quick_bench(tmp_path, "files,memory,training")
+    assert "× edge-asr" in stdout and "Memory" in stdout and "float32 vs --bf16" in stdout
     engines = {e["name"]: e for e in data["files"]["engines"]}
     same_samples = [
         "edge-asr (greedy)",
@@ -61,6 +61,12 @@ def test_quick_benchmark_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     model = next(s for s in steps if "model session" in s["label"])
     assert 1 < model["added_mb"] < model["rss_mb"] < 2000
     assert (tmp_path / "result.png").read_bytes().startswith(b"\x89PNG")
+    training = data["training"]
+    fp32, bf16 = training["modes"]
+    assert (fp32["mode"], bf16["mode"]) == ("fp32", "bf16")
+    assert fp32["ratio_to_fp32"] == 1.0 and bf16["ratio_to_fp32"] > 0
+    for mode in (fp32, bf16):
+        assert len(mode["seconds"]) == 3 and all(s > 0 for s in mode["seconds"]), mode
 
 
 @pytest.mark.slow

@@ -273,6 +273,29 @@ def _save(path: Path, state: dict[str, object]) -> None:
     tmp.replace(path)
 
 
+def update(
+    model: CtcModel,
+    opt: torch.optim.Optimizer,
+    ctc: torch.nn.CTCLoss,
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    cfg: TrainConfig,
+) -> float:
+    """One optimizer step on (features, lengths, targets, target lengths); returns the loss.
+
+    With ``cfg.bf16`` the forward and backward passes run in bfloat16; the loss is taken on
+    float32 log-probabilities and the weights and optimizer stay float32.
+    """
+    x, lens, y, y_lens = batch
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        lp, out_lens = model(x, lens)
+    loss = ctc(lp.float().transpose(0, 1), y, out_lens, y_lens)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    return float(loss.detach())
+
+
 def train(
     model: CtcModel,
     train_set: FeatureSet,
@@ -357,16 +380,9 @@ def train(
         lr = lr_at(step, progress, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            lp, out_lens = model(x, lens)
-        loss = ctc(lp.float().transpose(0, 1), y, out_lens, y_lens)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        value = update(model, opt, ctc, (x, lens, y, y_lens), cfg)
         step += 1
         elapsed = time.monotonic() - t_start
-        value = float(loss.detach())
         loss_avg = value if math.isnan(loss_avg) else 0.98 * loss_avg + 0.02 * value
         if (
             cfg.average_last > 0
