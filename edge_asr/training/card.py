@@ -119,7 +119,7 @@ def _seeds_text(m: dict[str, Any]) -> str:
 
 def _rank_text(own: dict[str, Any], rows: list[dict[str, Any]], key: str = "flite_heldout") -> str:
     """Where this bundle stands among the seeds on the hardest held-out set."""
-    values = sorted(r["wer"][key] for r in rows if key in r["wer"])
+    values = [r["wer"][key] for r in rows if key in r["wer"]]
     if key not in own["wer"] or len(values) < 2:
         return ""
     better = sum(v < own["wer"][key] for v in values)
