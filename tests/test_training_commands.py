@@ -161,6 +161,7 @@ def test_a_bad_sentence_mix_is_refused(value: str, capsys: pytest.CaptureFixture
 
 def test_the_card_says_the_sentence_mix_and_how_to_remake_it() -> None:
     metrics = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    metrics["data"]["plan"]["sentence_mix"] = [0.75, 0.17]  # the default
     text = card.render(metrics)
     assert "yes/no) for 75 % of the training sentences" in text
     assert "for 17 %, single words for 8 %." in text and "--sentence-mix" not in text
