@@ -18,7 +18,7 @@ APT_TEST := $(APT_RUN) espeak-ng pulseaudio pulseaudio-utils libasound2-plugins 
 help:
 	@echo "make run    - start edge-asr on the default microphone, publishing to MQTT"
 	@echo "make test   - lint, type-check and run the whole test suite"
-	@echo "make bench  - benchmark against sherpa-onnx, the floor and pocketsphinx; prints a table"
+	@echo "make bench  - benchmark against sherpa-onnx, the floor and pocketsphinx (and fp32, bf16 training); prints tables"
 	@echo "make soak   - run the daemon for an hour (SOAK_ARGS=\"--minutes N\") and report memory growth"
 	@echo "make package-check - validate Dockerfile, compose, Kubernetes, systemd unit (no Docker needed)"
 
