@@ -170,3 +170,18 @@ def test_the_card_says_the_sentence_mix_and_how_to_remake_it() -> None:
     assert "for 50 % of the training sentences" in text
     assert "for 35 %, single words for 15 % (the evaluation sets: 75 / 17 / 8 %)." in text
     assert " --sentence-mix 0.5,0.35" in text.split("## Reproduce", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("offset", "says", "never"),
+    [
+        (0.0, "so the weights are as trained", "over-predicted blank"),
+        (1.0, "the blank's output bias was lowered by 1 (nats)", "weights are as trained"),
+    ],
+)
+def test_the_card_says_what_blank_calibration_did(offset: float, says: str, never: str) -> None:
+    metrics = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    metrics["calibration"]["blank_offset"] = offset
+    text = card.render(metrics)
+    assert says in text and never not in text
+    assert "(vocabulary WER by offset" in text  # the whole curve, either way
