@@ -185,3 +185,16 @@ def test_the_card_says_what_blank_calibration_did(offset: float, says: str, neve
     text = card.render(metrics)
     assert says in text and never not in text
     assert "(vocabulary WER by offset" in text  # the whole curve, either way
+
+
+def test_the_card_says_when_the_lstm_runs_at_half_the_frame_rate() -> None:
+    metrics = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    metrics["model"].pop("time_reduction", None)  # metrics from before the option: 40 ms
+    text = card.render(metrics)
+    assert "2-layer bidirectional LSTM (192 per direction) → Linear(" in text
+    assert "80 ms" not in text and "--time-reduction" not in text
+    metrics["model"]["time_reduction"] = 2
+    text = card.render(metrics)
+    assert "Conv1d(192→192, 3, stride 2) → ReLU → 2-layer bidirectional LSTM" in text
+    assert "at 80 ms frames" in text and "Linear(576→" in text
+    assert " --time-reduction 2" in text.split("## Reproduce", 1)[1]

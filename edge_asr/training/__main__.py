@@ -152,6 +152,15 @@ def main(argv: list[str] | None = None) -> int:
         "1.3x faster per update on CPUs with AVX512-BF16 or AMX, slower on others (work folder "
         "full-…-bf16)",
     )
+    parser.add_argument(
+        "--time-reduction",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="full run: 2 runs the LSTM at 80 ms frames instead of 40 ms (a stride-2 "
+        "convolution before it; outputs stay 40 ms), about 1.3x faster per update and ~40 %% "
+        "less LSTM work at run time (work folder full-…-tr2)",
+    )
     args = parser.parse_args(argv)
     if not 0.0 <= args.voice_change <= 1.0:
         parser.error(f"--voice-change must be between 0 and 1, not {args.voice_change:g}")
@@ -204,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             mix,
             args.piper,
             args.bf16,
+            args.time_reduction,
         )
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)

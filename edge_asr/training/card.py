@@ -333,6 +333,18 @@ def _real_voice_text(wer: dict[str, Any]) -> str:
     return f"Real speech is the weak spot: the int8 WER is {' and '.join(parts)} (tiny samples)."
 
 
+def _lstm_text(model: dict[str, Any]) -> str:
+    """The architecture line from the LSTM on: plain, or at half the frame rate."""
+    h, v = model["hidden"], model["vocab_size"]
+    if model.get("time_reduction", 1) == 1:
+        return f"2-layer bidirectional LSTM ({h} per direction) → Linear({v})"
+    return (
+        f"Conv1d({h}→{h}, 3, stride 2) → ReLU → 2-layer bidirectional LSTM ({h} per direction) "
+        "at 80 ms frames, each output read twice and set beside the 40 ms frame it covers "
+        f"(`--time-reduction 2`) → Linear({3 * h}→{v})"
+    )
+
+
 def _span(bounds: tuple[float, float], fmt: str = "g") -> str:
     return f"{bounds[0]:{fmt}}–{bounds[1]:{fmt}}"
 
@@ -418,6 +430,8 @@ def render(m: dict[str, Any]) -> str:
         command += f" --average-last {tr['average_last']:g}"
     if not smoke and tr.get("bf16"):
         command += " --bf16"
+    if not smoke and model.get("time_reduction", 1) != 1:
+        command += f" --time-reduction {model['time_reduction']}"
     speaker = synth.GNUSPEECH_SPEAKER
     gnuspeech_text = (
         "\n- **GnuSpeech** (articulatory tube-model synthesizer, npm `@echogarden/gnuspeech-wasm`): "
@@ -489,7 +503,7 @@ letter fallback so it can spell other words.
 
 ## Architecture
 In-model CMVN{" → per-utterance mean subtraction (over the valid frames)" if model.get("utterance_cmn") else ""} → Conv2d(1→{model["conv_channels"]}, 3×3, stride 2) → ReLU → Conv2d({model["conv_channels"]}→{model["conv_channels"]}, 3×3, stride 2) → ReLU →
-Linear → LayerNorm → 2-layer bidirectional LSTM ({model["hidden"]} per direction) → Linear({model["vocab_size"]}) → log-softmax.
+Linear → LayerNorm → {_lstm_text(model)} → log-softmax.
 Each direction of each layer is its own one-layer LSTM; the backward one reads every utterance reversed within
 its length, so training runs padded batches exactly without packed sequences (packing made updates 2–2.5× slower).
 {model["parameters"]:,} parameters. Dynamic int8 quantization (onnxruntime `quantize_dynamic`, QInt8

@@ -1,5 +1,10 @@
 """The CTC acoustic model: in-model CMVN -> conv subsampling x4 -> LayerNorm -> BiLSTM -> linear.
 
+With ``time_reduction`` 2 the BiLSTM runs at half that rate (80 ms): a stride-2 convolution
+before it, and each of its outputs read twice, beside the 40 ms frame it covers, by the
+output layer. The LSTM is most of the model's work, so this nearly halves it, while the
+outputs keep sherpa-onnx's 40 ms frames.
+
 Its ONNX form follows sherpa-onnx's Zipformer2-CTC contract: inputs ``x`` (N, T, 80) float32
 and ``x_lens`` (N,) int64; outputs ``log_probs`` (N, T', V) and ``log_probs_len`` (N,) int64,
 with T' = (T + 3) // 4.
@@ -29,6 +34,8 @@ class ModelConfig:
     # Subtract each utterance's own mean feature (after the global CMVN): removes a fixed
     # channel colouring (microphone, telephone line, a synthesizer's spectral tilt).
     utterance_cmn: bool = False
+    # The BiLSTM's frames per output frame: 1 (40 ms, models up to 1.4.0) or 2 (80 ms).
+    time_reduction: int = 1
 
 
 def output_lengths(x_lens: torch.Tensor) -> torch.Tensor:
@@ -89,8 +96,14 @@ class CtcModel(nn.Module):
         self.proj = nn.Linear(c * freq, config.hidden)
         self.norm = nn.LayerNorm(config.hidden)
         self.dropout = nn.Dropout(config.dropout)
-        self.lstm = BiLstm(config.hidden, config.hidden, config.layers, config.dropout)
-        self.out = nn.Linear(2 * config.hidden, config.vocab_size)
+        h = config.hidden
+        if config.time_reduction not in (1, 2):
+            raise ValueError(f"time_reduction must be 1 or 2, not {config.time_reduction}")
+        if config.time_reduction == 2:
+            self.reduce = nn.Conv1d(h, h, 3, stride=2, padding=1)
+        self.lstm = BiLstm(h, h, config.layers, config.dropout)
+        skip = h if config.time_reduction == 2 else 0
+        self.out = nn.Linear(2 * h + skip, config.vocab_size)
 
     def set_cmvn(self, mean: np.ndarray, std: np.ndarray) -> None:
         self.cmvn_mean.copy_(torch.from_numpy(mean))
@@ -112,7 +125,16 @@ class CtcModel(nn.Module):
         x = x.permute(0, 2, 1, 3).reshape(n, t, c * f)
         x = self.dropout(self.norm(self.proj(x)))
         out_lens = output_lengths(x_lens)
-        x = self.out(self.dropout(self.lstm(x, out_lens)))
+        if self.config.time_reduction == 2:
+            x = x * _time_mask(out_lens, x.shape[1]).unsqueeze(-1)
+            slow = torch.relu(self.reduce(x.transpose(1, 2))).transpose(1, 2)
+            slow = self.lstm(slow, torch.div(out_lens + 1, 2, rounding_mode="floor"))
+            # each 80 ms output twice, cut to the 40 ms frames, beside the frame it covers
+            slow = slow.unsqueeze(2).expand(-1, -1, 2, -1).flatten(1, 2)[:, : x.shape[1]]
+            x = torch.cat([slow, x], dim=-1)
+        else:
+            x = self.lstm(x, out_lens)
+        x = self.out(self.dropout(x))
         return torch.log_softmax(x, dim=-1), out_lens
 
 

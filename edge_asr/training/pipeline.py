@@ -47,6 +47,7 @@ class RunConfig:
     conv_channels: int
     hidden: int
     utterance_cmn: bool = False
+    time_reduction: int = 1  # the BiLSTM's output frames per its own frame (see model.py)
     workers: int = 2
     parity_per_group: int = 3
     extra: dict[str, str] = field(default_factory=dict)
@@ -79,6 +80,7 @@ def full_config(
     sentence_mix: tuple[float, float] | None = None,
     piper: int = 0,
     bf16: bool = False,
+    time_reduction: int = 1,
 ) -> RunConfig:
     # Another recipe, another cache: its data and checkpoints live in their own folder.
     name = "full" if voice_change == 0 else f"full-vc{voice_change:g}"
@@ -87,6 +89,7 @@ def full_config(
     name += "-ucmn" if utterance_cmn else ""
     name += "-sa" if strong_augment else ""
     name += f"-h{hidden}" if hidden != HIDDEN else ""
+    name += f"-tr{time_reduction}" if time_reduction != 1 else ""
     name += "-fv" if festival_variety else ""
     plan = replace(
         data.full_plan(festival_variety),
@@ -128,6 +131,7 @@ def full_config(
         conv_channels=32,
         hidden=hidden,
         utterance_cmn=utterance_cmn,
+        time_reduction=time_reduction,
     )
 
 
@@ -199,7 +203,13 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
 
     # 2. model with in-model CMVN from the training features
     model = CtcModel(
-        ModelConfig(len(table), cfg.conv_channels, cfg.hidden, utterance_cmn=cfg.utterance_cmn)
+        ModelConfig(
+            len(table),
+            cfg.conv_channels,
+            cfg.hidden,
+            utterance_cmn=cfg.utterance_cmn,
+            time_reduction=cfg.time_reduction,
+        )
     )
     mean, std = data.global_cmvn(train_set)
     model.set_cmvn(mean, std)
@@ -277,6 +287,7 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
             "conv_channels": cfg.conv_channels,
             "hidden": cfg.hidden,
             "utterance_cmn": cfg.utterance_cmn,
+            "time_reduction": cfg.time_reduction,
             "vocab_size": len(table),
             "int8_bytes": size,
             "fp32_bytes": fp32.stat().st_size,
