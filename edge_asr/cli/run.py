@@ -32,6 +32,27 @@ _FLAG_KEYS = {
 }
 
 
+class StopSignals:
+    """What a stop signal asks for: ``"stop"`` (finish the utterance in progress, then exit),
+    ``"now"`` or ``"ignore"`` (a stop is already under way).
+
+    Only a second Ctrl-C means "now": a SIGINT after an earlier SIGINT. One Ctrl-C in a
+    terminal reaches the whole process group, so a wrapper (``make run``'s script) that
+    passes it on as TERM gives the daemon both signals in either order; neither order may
+    cut the graceful stop short, and nor may a TERM from systemd while stopping.
+    """
+
+    def __init__(self) -> None:
+        self._interrupts = 0
+
+    def on(self, signum: int, stopping: bool) -> str:
+        if signum == signal.SIGINT:
+            self._interrupts += 1
+        if not stopping:
+            return "stop"
+        return "now" if signum == signal.SIGINT and self._interrupts > 1 else "ignore"
+
+
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run",
@@ -156,14 +177,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"edge-asr: {err}", file=sys.stderr)
         return EXIT_ERROR
 
+    stop_signals = StopSignals()
+
     def on_signal(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
-        if not daemon.stopping:
+        action = stop_signals.on(signum, daemon.stopping)
+        if action == "stop":
             log.info("%s: finishing the current utterance and stopping", name)
             daemon.request_stop()
-        elif signum == signal.SIGINT:
-            # A second Ctrl-C means "now". A TERM while stopping (a wrapper script passing
-            # on the first Ctrl-C, or systemd) must not cut the graceful stop short.
+        elif action == "now":
             log.warning("second SIGINT: exiting now")
             os._exit(128 + signum)
         else:
