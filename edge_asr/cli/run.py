@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Literal
 
 from edge_asr.errors import ConfigError, EdgeAsrError
 
@@ -45,7 +45,7 @@ class StopSignals:
     def __init__(self) -> None:
         self._interrupts = 0
 
-    def on(self, signum: int, stopping: bool) -> str:
+    def on(self, signum: int, stopping: bool) -> Literal["stop", "now", "ignore"]:
         if signum == signal.SIGINT:
             self._interrupts += 1
         if not stopping:
