@@ -317,7 +317,10 @@ def precision_section(clips: list[Clip], rounds: int) -> dict[str, object]:
 
 
 def training_section(rounds: int, updates: int) -> dict[str, object]:
-    print("\nTraining: one update of the built-in model's network, float32 vs --bf16")
+    print(
+        "\nTraining: one update of the built-in model's network, float32 vs --bf16 "
+        "(and --bf16 --time-reduction 2)"
+    )
     missing = torch_missing()
     if missing is not None:
         print(f"skipped: {missing}")

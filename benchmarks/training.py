@@ -1,4 +1,5 @@
-"""Training step: one update in float32 against the same update with ``--bf16``.
+"""Training step: one update in float32 against the same update with ``--bf16``, and with
+``--bf16 --time-reduction 2`` (the LSTM at 80 ms frames).
 
 Both run ``edge_asr.training.train.update`` (what the training loop calls) on the shipped
 model's architecture and a batch shaped like a typical training batch, alternating precision
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 
 # A typical batch of the training loop: ~41 utterances of ~2.4 s (10,000 frames budget).
 BATCH, FRAMES, TARGET_TOKENS = 41, 242, 12
-MODES = ("fp32", "bf16")
+MODES = ("fp32", "bf16", "bf16-tr2")
+TIME_REDUCTION = {"fp32": 1, "bf16": 1, "bf16-tr2": 2}
 
 
 @dataclass
@@ -48,7 +50,9 @@ def run_training_steps(rounds: int, updates: int, warmup: int = 2) -> list[StepR
     torch.set_num_threads(TrainConfig(steps=1, max_minutes=1).threads)
     torch.manual_seed(0)
     vocab = len((BUILTIN_MODEL_DIR / "tokens.txt").read_text(encoding="utf-8").splitlines())
-    initial = CtcModel(ModelConfig(vocab))
+    initial = {
+        r: CtcModel(ModelConfig(vocab, time_reduction=r)) for r in set(TIME_REDUCTION.values())
+    }
     x = torch.randn(BATCH, FRAMES, FEATURE_DIM)
     lens = torch.full((BATCH,), FRAMES, dtype=torch.int64)
     y = torch.randint(1, vocab, (BATCH * TARGET_TOKENS,))
@@ -58,8 +62,8 @@ def run_training_steps(rounds: int, updates: int, warmup: int = 2) -> list[StepR
     rows = {mode: StepRow(mode, []) for mode in MODES}
     for _ in range(rounds):
         for mode in MODES:
-            cfg = TrainConfig(steps=1, max_minutes=1, bf16=mode == "bf16")
-            model = copy.deepcopy(initial)
+            cfg = TrainConfig(steps=1, max_minutes=1, bf16=mode.startswith("bf16"))
+            model = copy.deepcopy(initial[TIME_REDUCTION[mode]])
             model.train()
             opt = torch.optim.AdamW(model.parameters(), lr=cfg.peak_lr)
             for i in range(warmup + updates):

@@ -62,10 +62,10 @@ def test_quick_benchmark_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     assert 1 < model["added_mb"] < model["rss_mb"] < 2000
     assert (tmp_path / "result.png").read_bytes().startswith(b"\x89PNG")
     training = data["training"]
-    fp32, bf16 = training["modes"]
-    assert (fp32["mode"], bf16["mode"]) == ("fp32", "bf16")
-    assert fp32["ratio_to_fp32"] == 1.0 and bf16["ratio_to_fp32"] > 0
-    for mode in (fp32, bf16):
+    fp32, bf16, tr2 = training["modes"]
+    assert (fp32["mode"], bf16["mode"], tr2["mode"]) == ("fp32", "bf16", "bf16-tr2")
+    assert fp32["ratio_to_fp32"] == 1.0 and bf16["ratio_to_fp32"] > 0 and tr2["ratio_to_fp32"] > 0
+    for mode in (fp32, bf16, tr2):
         assert len(mode["seconds"]) == 3 and all(s > 0 for s in mode["seconds"]), mode
 
 

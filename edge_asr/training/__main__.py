@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=(1, 2),
         default=1,
         help="full run: 2 runs the LSTM at 80 ms frames instead of 40 ms (a stride-2 "
-        "convolution before it; outputs stay 40 ms): about 1.27x faster per update (work "
+        "convolution before it; outputs stay 40 ms): about 1.3x faster per update (work "
         "folder full-…-tr2)",
     )
     args = parser.parse_args(argv)

@@ -2,8 +2,8 @@
 
 With ``time_reduction`` 2 the BiLSTM runs at half that rate (80 ms): a stride-2 convolution
 before it, and each of its outputs read twice, beside the 40 ms frame it covers, by the
-output layer. Outputs keep sherpa-onnx's 40 ms frames. A training update takes ~0.79x the
-time (the LSTM is most of its work); the int8 model's run time is about the same.
+output layer. Outputs keep sherpa-onnx's 40 ms frames. A training update takes ~0.75x the
+time (``make bench``, training section); the int8 model's run time is about the same.
 
 Its ONNX form follows sherpa-onnx's Zipformer2-CTC contract: inputs ``x`` (N, T, 80) float32
 and ``x_lens`` (N,) int64; outputs ``log_probs`` (N, T', V) and ``log_probs_len`` (N,) int64,
