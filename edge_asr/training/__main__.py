@@ -14,7 +14,7 @@ from pathlib import Path
 from edge_asr.training.data import FESTIVAL_VARIETY, FULL_DATA, VOICE_CHANGE_SOURCES
 from edge_asr.training.model import HIDDEN
 from edge_asr.training.pipeline import STRONG_AUGMENT, full_config, run, smoke_config
-from edge_asr.training.synth import SynthesizerMissing
+from edge_asr.training.synth import KOKORO_HELDOUT_VOICES, KOKORO_TRAIN_VOICES, SynthesizerMissing
 from edge_asr.training.text import SENTENCE_MIX
 
 
@@ -129,6 +129,16 @@ def main(argv: list[str] | None = None) -> int:
         "folder full-…-pipN)",
     )
     parser.add_argument(
+        "--kokoro",
+        type=int,
+        default=0,
+        metavar="N",
+        help="full run: also train on N utterances of a neural multi-speaker model (Kokoro, "
+        f"{len(KOKORO_TRAIN_VOICES)} English voices, half of the utterances by a mix of two), "
+        f"each at its own speed; {len(KOKORO_HELDOUT_VOICES)} more voices are held out as "
+        "the kokoro_heldout set (needs npm once for the voices; work folder full-…-kokN)",
+    )
+    parser.add_argument(
         "--sentence-mix",
         metavar="T,W",
         help="full run: shares of the training sentences that are template commands (T) and "
@@ -176,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         ("--espeak", args.espeak, 200_000),
         ("--gnuspeech", args.gnuspeech, 200_000),
         ("--piper", args.piper, 200_000),
+        ("--kokoro", args.kokoro, 200_000),
     ):
         if count is not None and not 0 <= count <= top:
             parser.error(f"{flag} must be between 0 and {top}, not {count}")
@@ -214,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             args.piper,
             args.bf16,
             args.time_reduction,
+            args.kokoro,
         )
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)

