@@ -171,6 +171,16 @@ def main(argv: list[str] | None = None) -> int:
         "convolution before it; outputs stay 40 ms): about 1.3x faster per update (work "
         "folder full-…-tr2)",
     )
+    parser.add_argument(
+        "--phone-ctc",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="full run: train a second CTC head on the first LSTM layer to the transcript's "
+        "phonemes (espeak-ng's pronunciations of the vocabulary) with loss weight W (e.g. 0.3; "
+        "the word loss gets 1 - W); the head is for training only and not exported (work "
+        "folder full-…-pcW)",
+    )
     args = parser.parse_args(argv)
     if not 0.0 <= args.voice_change <= 1.0:
         parser.error(f"--voice-change must be between 0 and 1, not {args.voice_change:g}")
@@ -200,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
             )
     if not 0.0 <= args.average_last < 1.0:
         parser.error(f"--average-last must be at least 0 and below 1, not {args.average_last:g}")
+    if not 0.0 <= args.phone_ctc < 1.0:
+        parser.error(f"--phone-ctc must be at least 0 and below 1, not {args.phone_ctc:g}")
+    if args.phone_ctc and args.time_reduction != 1:
+        parser.error("--phone-ctc needs --time-reduction 1")
     if not 16 <= args.hidden <= 1024:
         parser.error(f"--hidden must be between 16 and 1024, not {args.hidden}")
 
@@ -226,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             args.bf16,
             args.time_reduction,
             args.kokoro,
+            args.phone_ctc,
         )
     work = args.work / f"{cfg.name}-seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)

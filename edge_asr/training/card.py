@@ -233,6 +233,18 @@ def _precision_text(tr: dict[str, Any]) -> str:
     )
 
 
+def _phone_ctc_text(tr: dict[str, Any]) -> str:
+    weight = tr.get("phone_ctc", 0.0)
+    if not weight:
+        return ""  # words alone
+    return (
+        f" The loss is {1 - weight:g} × the word CTC loss + {weight:g} × the CTC loss of a second, "
+        "training-only head on the first LSTM layer, whose targets are the transcript's "
+        f"{len(tr.get('phonemes', []))} espeak-ng phonemes (`--phone-ctc {weight:g}`); that head "
+        "is not exported."
+    )
+
+
 def _calibration_text(m: dict[str, Any]) -> str:
     cal = m.get("calibration")
     if not cal:
@@ -435,6 +447,8 @@ def render(m: dict[str, Any]) -> str:
         command += f" --average-last {tr['average_last']:g}"
     if not smoke and tr.get("bf16"):
         command += " --bf16"
+    if not smoke and tr.get("phone_ctc"):
+        command += f" --phone-ctc {tr['phone_ctc']:g}"
     if not smoke and model.get("time_reduction", 1) != 1:
         command += f" --time-reduction {model['time_reduction']}"
     speaker = synth.GNUSPEECH_SPEAKER
@@ -588,7 +602,7 @@ Speaker and microphone augmentation, on the cached log-mel features of each batc
 ## Training
 AdamW (peak LR 2e-3, weight decay 0.01, 300 warmup steps, cosine decay over the planned steps or the time budget,
 whichever ends first), CTC loss, batches of similar length (≤ 10,000 frames, ≤ 64 utterances), shortest first in the first epoch,
-gradient clipping 5. Seed {seed}, torch {tr["torch"]}, {tr["threads"]} CPU threads.{_precision_text(tr)}
+gradient clipping 5. Seed {seed}, torch {tr["torch"]}, {tr["threads"]} CPU threads.{_precision_text(tr)}{_phone_ctc_text(tr)}
 {tr["steps"]:,} updates (planned {tr["planned_steps"]:,}, budget {tr["max_minutes"]:g} min), {tr["epochs"]} epochs,
 {tr["train_minutes"]} training minutes; data synthesis and features {tr["data_minutes"]} minutes; export and
 evaluation {m["export_eval_minutes"]} minutes; all on one 2-core x86 machine. {_resume_text(tr)}{_average_text(tr)}{_calibration_text(m)}

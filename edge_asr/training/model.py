@@ -36,6 +36,9 @@ class ModelConfig:
     utterance_cmn: bool = False
     # The BiLSTM's frames per output frame: 1 (40 ms, models up to 1.4.0) or 2 (80 ms).
     time_reduction: int = 1
+    # Phonemes (blank included) of a training-only CTC head on the first BiLSTM layer; 0: none.
+    # The head is not part of forward(), so the exported model never has it.
+    phone_vocab: int = 0
 
 
 def output_lengths(x_lens: torch.Tensor) -> torch.Tensor:
@@ -73,14 +76,18 @@ class BiLstm(nn.Module):
         self.backward_layers = nn.ModuleList(nn.LSTM(n, hidden, batch_first=True) for n in sizes)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last layer's outputs and the first layer's."""
+        first = x
         for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers, strict=True)):
             if i > 0:
                 x = self.dropout(x)
             ahead, _ = fwd(x)
             behind, _ = bwd(reverse_valid(x, lengths))
             x = torch.cat([ahead, reverse_valid(behind, lengths)], dim=-1)
-        return x
+            if i == 0:
+                first = x
+        return x, first
 
 
 class CtcModel(nn.Module):
@@ -104,6 +111,10 @@ class CtcModel(nn.Module):
         self.lstm = BiLstm(h, h, config.layers, config.dropout)
         skip = h if config.time_reduction == 2 else 0
         self.out = nn.Linear(2 * h + skip, config.vocab_size)
+        if config.phone_vocab:
+            if config.time_reduction != 1 or config.layers < 2:
+                raise ValueError("the phoneme head needs time_reduction 1 and 2+ LSTM layers")
+            self.phone_out = nn.Linear(2 * h, config.phone_vocab)
 
     def set_cmvn(self, mean: np.ndarray, std: np.ndarray) -> None:
         self.cmvn_mean.copy_(torch.from_numpy(mean))
@@ -111,6 +122,21 @@ class CtcModel(nn.Module):
 
     def forward(self, x: torch.Tensor, x_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, T, 80) features and (N,) lengths -> (N, T', V) log-probs and (N,) lengths."""
+        top, _, out_lens = self.encode(x, x_lens)
+        return torch.log_softmax(self.out(self.dropout(top)), dim=-1), out_lens
+
+    def forward_with_phones(
+        self, x: torch.Tensor, x_lens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training: word log-probs, phoneme log-probs (N, T', P) and the (N,) lengths."""
+        top, first, out_lens = self.encode(x, x_lens)
+        words = torch.log_softmax(self.out(self.dropout(top)), dim=-1)
+        return words, torch.log_softmax(self.phone_out(self.dropout(first)), dim=-1), out_lens
+
+    def encode(
+        self, x: torch.Tensor, x_lens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The outputs of the BiLSTM's last and first layers, and their lengths."""
         x = (x - self.cmvn_mean) * self.cmvn_inv_std
         valid = _time_mask(x_lens, x.shape[1]).unsqueeze(-1)
         if self.config.utterance_cmn:
@@ -128,15 +154,14 @@ class CtcModel(nn.Module):
         if self.config.time_reduction == 2:
             x = x * _time_mask(out_lens, x.shape[1]).unsqueeze(-1)
             slow = torch.relu(self.reduce(x.transpose(1, 2))).transpose(1, 2)
-            slow = self.lstm(slow, torch.div(out_lens + 1, 2, rounding_mode="floor"))
+            slow, _ = self.lstm(slow, torch.div(out_lens + 1, 2, rounding_mode="floor"))
             # each 80 ms output twice, cut to the 40 ms frames, beside the frame it covers
             slow = slow.unsqueeze(2).expand(-1, -1, 2, -1).flatten(1, 2)[:, : x.shape[1]]
-            x = torch.cat([slow, x], dim=-1)
-        else:
-            x = self.lstm(x, out_lens)
-        x = self.out(self.dropout(x))
-        return torch.log_softmax(x, dim=-1), out_lens
+            return torch.cat([slow, x], dim=-1), slow, out_lens
+        top, first = self.lstm(x, out_lens)
+        return top, first, out_lens
 
 
 def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    """Parameters of the exported model (a training-only phoneme head is not counted)."""
+    return sum(p.numel() for n, p in model.named_parameters() if not n.startswith("phone_out."))

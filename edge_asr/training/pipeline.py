@@ -27,7 +27,7 @@ from edge_asr.training.evaluate import (
 )
 from edge_asr.training.export import export_onnx, quantize, read_metadata
 from edge_asr.training.model import HIDDEN, CtcModel, ModelConfig, count_parameters
-from edge_asr.training.text import SentenceGenerator, load_vocabulary
+from edge_asr.training.text import SentenceGenerator, load_vocabulary, phoneme_lexicon
 from edge_asr.training.train import TrainConfig, augment_settings, train
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ def full_config(
     bf16: bool = False,
     time_reduction: int = 1,
     kokoro: int = 0,
+    phone_ctc: float = 0.0,
 ) -> RunConfig:
     # Another recipe, another cache: its data and checkpoints live in their own folder.
     name = "full" if voice_change == 0 else f"full-vc{voice_change:g}"
@@ -118,6 +119,8 @@ def full_config(
     # Averaging changes only the end of training: same data, its own checkpoint folder.
     name += f"-avg{average_last:g}" if average_last else ""
     name += "-bf16" if bf16 else ""
+    # A phoneme head changes the model's layout: its own checkpoint, the same data.
+    name += f"-pc{phone_ctc:g}" if phone_ctc else ""
     train_cfg = TrainConfig(
         steps=steps,
         max_minutes=max_minutes,
@@ -125,6 +128,7 @@ def full_config(
         seed=seed,
         average_last=average_last,
         bf16=bf16,
+        phone_ctc=phone_ctc,
     )
     if strong_augment:
         train_cfg = replace(train_cfg, **STRONG_AUGMENT)
@@ -208,6 +212,18 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
     )
 
     # 2. model with in-model CMVN from the training features
+    lexicon: dict[str, list[int]] | None = None
+    phonemes: list[str] = []
+    if cfg.train.phone_ctc:
+        # the vocabulary and the words outside it (asterisk prompts, spelled by letters)
+        heard = {w for it in train_set.items for w in it["text"].split()}
+        spelled = phoneme_lexicon(sorted(set(vocabulary) | heard))
+        phonemes = sorted({p for ps in spelled.values() for p in ps})
+        ids = {p: i + 1 for i, p in enumerate(phonemes)}  # 0 is the blank
+        lexicon = {w: [ids[p] for p in ps] for w, ps in spelled.items()}
+        log.info(
+            "phoneme head: %d espeak-ng phonemes, loss weight %g", len(ids), cfg.train.phone_ctc
+        )
     model = CtcModel(
         ModelConfig(
             len(table),
@@ -215,6 +231,7 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
             cfg.hidden,
             utterance_cmn=cfg.utterance_cmn,
             time_reduction=cfg.time_reduction,
+            phone_vocab=len(phonemes) + 1 if phonemes else 0,
         )
     )
     mean, std = data.global_cmvn(train_set)
@@ -223,7 +240,7 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
 
     # 3. train (resumable); dev = a mix of the held-out voices, for progress logs only
     dev = _dev_set(evals)
-    result = train(model, train_set, dev, table, cfg.train, work / "checkpoint.pt")
+    result = train(model, train_set, dev, table, cfg.train, work / "checkpoint.pt", lexicon)
 
     # 3b. blank calibration on the training voices (the checkpoint keeps the raw weights)
     blank_offset, blank_curve = calibrate.choose_blank_offset(model, evals["train_voices"], table)
@@ -317,6 +334,8 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
             "torch": torch.__version__,
             "threads": cfg.train.threads,
             "bf16": cfg.train.bf16,
+            "phone_ctc": cfg.train.phone_ctc,
+            "phonemes": phonemes,
             "resumed": resumes,
         },
         "calibration": {

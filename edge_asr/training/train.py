@@ -50,6 +50,9 @@ class TrainConfig:
     # Forward and backward in bfloat16 (autocast); weights, optimizer and loss stay float32.
     # About 1.3x faster per update on CPUs with AVX512-BF16 or AMX, slower without.
     bf16: bool = False
+    # Weight of the phoneme CTC loss of the model's training-only phoneme head (the word CTC
+    # loss gets 1 - this); 0 trains on words alone.
+    phone_ctc: float = 0.0
 
 
 def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -279,16 +282,33 @@ def update(
     ctc: torch.nn.CTCLoss,
     batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
     cfg: TrainConfig,
+    phones: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> float:
     """One optimizer step on (features, lengths, targets, target lengths); returns the loss.
 
     With ``cfg.bf16`` the forward and backward passes run in bfloat16; the loss is taken on
-    float32 log-probabilities and the weights and optimizer stay float32.
+    float32 log-probabilities and the weights and optimizer stay float32. With ``phones``
+    (phoneme targets and their lengths) the loss mixes in the phoneme head's CTC loss by
+    ``cfg.phone_ctc``.
     """
     x, lens, y, y_lens = batch
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-        lp, out_lens = model(x, lens)
+        if phones is None:
+            lp, out_lens = model(x, lens)
+        else:
+            lp, phone_lp, out_lens = model.forward_with_phones(x, lens)
     loss = ctc(lp.float().transpose(0, 1), y, out_lens, y_lens)
+    if phones is not None:
+        phone_loss = torch.nn.functional.ctc_loss(
+            phone_lp.float().transpose(0, 1),
+            phones[0],
+            out_lens,
+            phones[1],
+            blank=0,
+            reduction="mean",
+            zero_infinity=True,
+        )
+        loss = (1.0 - cfg.phone_ctc) * loss + cfg.phone_ctc * phone_loss
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -303,13 +323,26 @@ def train(
     table: TokenTable,
     cfg: TrainConfig,
     checkpoint: Path,
+    lexicon: dict[str, list[int]] | None = None,
 ) -> TrainResult:
-    """Train (resuming from ``checkpoint`` if it exists) until cfg.steps or cfg.max_minutes."""
+    """Train (resuming from ``checkpoint`` if it exists) until cfg.steps or cfg.max_minutes.
+
+    ``lexicon`` (each word's phoneme ids, 0 being the blank) gives the targets of the model's
+    phoneme head; it is needed when ``cfg.phone_ctc`` is above 0.
+    """
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     if cfg.bf16 and not native_bf16():
         log.warning("--bf16: this CPU has no native bfloat16 (AVX512-BF16, AMX or BF16): slower")
     targets = [torch.tensor(table.encode(it["text"]), dtype=torch.int64) for it in train_set.items]
+    phone_targets: list[torch.Tensor] = []
+    if cfg.phone_ctc > 0:
+        if lexicon is None or not model.config.phone_vocab:
+            raise ValueError("phone_ctc needs a lexicon and a model with a phoneme head")
+        phone_targets = [
+            torch.tensor([p for w in it["text"].split() for p in lexicon[w]], dtype=torch.int64)
+            for it in train_set.items
+        ]
     lengths = train_set.lengths()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.peak_lr, weight_decay=cfg.weight_decay)
     ctc = torch.nn.CTCLoss(blank=table.blank_id, reduction="mean", zero_infinity=True)
@@ -380,7 +413,11 @@ def train(
         lr = lr_at(step, progress, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
-        value = update(model, opt, ctc, (x, lens, y, y_lens), cfg)
+        phones = None
+        if phone_targets:
+            ps = [phone_targets[i] for i in idx]
+            phones = (torch.cat(ps), torch.tensor([len(p) for p in ps], dtype=torch.int64))
+        value = update(model, opt, ctc, (x, lens, y, y_lens), cfg, phones)
         step += 1
         elapsed = time.monotonic() - t_start
         loss_avg = value if math.isnan(loss_avg) else 0.98 * loss_avg + 0.02 * value
