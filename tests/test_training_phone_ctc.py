@@ -24,7 +24,7 @@ from edge_asr.training import card  # noqa: E402
 from edge_asr.training.export import export_onnx  # noqa: E402
 from edge_asr.training.model import CtcModel, ModelConfig, count_parameters  # noqa: E402
 from edge_asr.training.pipeline import full_config  # noqa: E402
-from edge_asr.training.text import espeak_phonemes, phoneme_lexicon  # noqa: E402
+from edge_asr.training.synth import espeak_phonemes, phoneme_lexicon  # noqa: E402
 from edge_asr.training.train import train  # noqa: E402
 
 # espeak-ng's phonemes of WORDS, as ids (0 is the blank)

@@ -27,7 +27,7 @@ from edge_asr.training.evaluate import (
 )
 from edge_asr.training.export import export_onnx, quantize, read_metadata
 from edge_asr.training.model import HIDDEN, CtcModel, ModelConfig, count_parameters
-from edge_asr.training.text import SentenceGenerator, load_vocabulary, phoneme_lexicon
+from edge_asr.training.text import SentenceGenerator, load_vocabulary
 from edge_asr.training.train import TrainConfig, augment_settings, train
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ def run(cfg: RunConfig, out: Path, work: Path) -> dict[str, object]:
     if cfg.train.phone_ctc:
         # the vocabulary and the words outside it (asterisk prompts, spelled by letters)
         heard = {w for it in train_set.items for w in it["text"].split()}
-        spelled = phoneme_lexicon(sorted(set(vocabulary) | heard))
+        spelled = synth.phoneme_lexicon(sorted(set(vocabulary) | heard))
         phonemes = sorted({p for ps in spelled.values() for p in ps})
         ids = {p: i + 1 for i, p in enumerate(phonemes)}  # 0 is the blank
         lexicon = {w: [ids[p] for p in ps] for w, ps in spelled.items()}

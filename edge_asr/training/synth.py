@@ -1,7 +1,7 @@
 """Speech sources: espeak-ng, festival, flite, GnuSpeech, Piper and Kokoro synthesizers, and the
-asterisk prompts.
+asterisk prompts; and espeak-ng's phonemes of words, the targets of the phoneme head.
 
-Every function returns mono float32 samples at 16 kHz.
+Every function that makes speech returns mono float32 samples at 16 kHz.
 """
 
 from __future__ import annotations
@@ -185,6 +185,33 @@ def gnuspeech_speaker(seed: int) -> dict[str, float]:
 def _last_line(stderr: str) -> str:
     """The last line a failed tool printed, for a one-line error."""
     return (stderr.strip().splitlines() or ["no output"])[-1]
+
+
+# Stress and syllable marks in espeak-ng's phoneme output; the rest are phonemes.
+_STRESS_MARKS = str.maketrans("", "", "',%=")
+
+
+def espeak_phonemes(word: str, voice: str = "en-us") -> list[str]:
+    """A word's phonemes as espeak-ng spells them (ASCII, e.g. "lights" -> l aI t s)."""
+    try:
+        proc = subprocess.run(
+            ["espeak-ng", "-q", "-x", "--sep= ", "-v", voice, word],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+    except FileNotFoundError:
+        raise SynthesizerMissing("espeak-ng is not installed (apt install espeak-ng)") from None
+    phones = proc.stdout.translate(_STRESS_MARKS).split()
+    if proc.returncode != 0 or not phones:
+        raise RuntimeError(f"espeak-ng gave no phonemes for {word!r}: {_last_line(proc.stderr)}")
+    return phones
+
+
+def phoneme_lexicon(words: list[str]) -> dict[str, list[str]]:
+    """Every word's espeak-ng phonemes, for the training-only phoneme CTC head."""
+    return {w: espeak_phonemes(w) for w in words}
 
 
 def ensure_gnuspeech() -> None:

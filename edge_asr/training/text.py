@@ -6,7 +6,6 @@ import copy
 import logging
 import random
 import re
-import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
@@ -236,31 +235,3 @@ class SentenceGenerator:
                     )
                 counts.update(text.split())
         return counts
-
-
-# Stress and syllable marks in espeak-ng's phoneme output; the rest are phonemes.
-_STRESS_MARKS = str.maketrans("", "", "',%=")
-
-
-def espeak_phonemes(word: str, voice: str = "en-us") -> list[str]:
-    """A word's phonemes as espeak-ng spells them (ASCII, e.g. "lights" -> l aI t s)."""
-    try:
-        proc = subprocess.run(
-            ["espeak-ng", "-q", "-x", "--sep= ", "-v", voice, word],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-        )
-    except FileNotFoundError:
-        raise RuntimeError("espeak-ng is not installed (apt install espeak-ng)") from None
-    phones = proc.stdout.translate(_STRESS_MARKS).split()
-    if proc.returncode != 0 or not phones:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"espeak-ng gave no phonemes for {word!r}: {last}")
-    return phones
-
-
-def phoneme_lexicon(words: list[str]) -> dict[str, list[str]]:
-    """Every word's espeak-ng phonemes, for the training-only phoneme CTC head."""
-    return {w: espeak_phonemes(w) for w in words}
