@@ -132,6 +132,15 @@ def collate(fs: FeatureSet, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]
     return torch.from_numpy(x), torch.tensor(lens, dtype=torch.int64)
 
 
+def collate_targets(
+    targets: list[torch.Tensor], idx: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch's CTC targets, concatenated, and their lengths."""
+    chosen = [targets[i] for i in idx]
+    flat = torch.cat(chosen) if chosen else torch.zeros(0, dtype=torch.int64)
+    return flat, torch.tensor([len(t) for t in chosen], dtype=torch.int64)
+
+
 def spec_augment(
     x: torch.Tensor,
     lens: torch.Tensor,
@@ -406,17 +415,12 @@ def train(
             x = speaker_augment(x, lens, gen, p_warp=cfg.p_warp, warp=cfg.warp)
         if cfg.spec_augment:
             x = spec_augment(x, lens, mean, gen, cfg.freq_mask_bins, cfg.time_masks)
-        ys = [targets[i] for i in idx]
-        y = torch.cat(ys) if ys else torch.zeros(0, dtype=torch.int64)
-        y_lens = torch.tensor([len(t) for t in ys], dtype=torch.int64)
+        y, y_lens = collate_targets(targets, idx)
         progress = max(step / cfg.steps, elapsed / budget)
         lr = lr_at(step, progress, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
-        phones = None
-        if phone_targets:
-            ps = [phone_targets[i] for i in idx]
-            phones = (torch.cat(ps), torch.tensor([len(p) for p in ps], dtype=torch.int64))
+        phones = collate_targets(phone_targets, idx) if phone_targets else None
         value = update(model, opt, ctc, (x, lens, y, y_lens), cfg, phones)
         step += 1
         elapsed = time.monotonic() - t_start
