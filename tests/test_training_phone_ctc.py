@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import onnx
@@ -19,6 +21,7 @@ from test_training_average import (  # noqa: E402
     tiny_set,
 )
 
+from edge_asr.asr.bundle import load_bundle  # noqa: E402
 from edge_asr.asr.tokens import TokenTable  # noqa: E402
 from edge_asr.training import card  # noqa: E402
 from edge_asr.training.export import export_onnx  # noqa: E402
@@ -137,3 +140,32 @@ def test_phone_ctc_is_its_own_recipe_and_the_card_says_so() -> None:
     assert "The loss is 0.7 × the word CTC loss + 0.3 × the CTC loss of a second" in text
     assert "transcript's 3 espeak-ng phonemes" in text
     assert text.split("## Reproduce", 1)[1].count(" --phone-ctc 0.3") == 1
+
+
+@pytest.mark.timeout(300)
+def test_a_smoke_run_with_phone_ctc_builds_the_lexicon_and_exports_words_alone(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "bundle"
+    argv = ["--smoke", "--phone-ctc", "0.3", "--out", str(out), "--work", str(tmp_path / "w")]
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_asr.training", *argv],
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "w" / "smoke-pc0.3-seed0" / "train.log").exists()  # its own checkpoints
+    training = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["training"]
+    assert training["phone_ctc"] == 0.3
+    assert 30 <= len(training["phonemes"]) <= 80  # espeak-ng's English set, stress marks dropped
+    assert all("ˈ" not in p and "ˌ" not in p for p in training["phonemes"])
+    text = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert f"transcript's {len(training['phonemes'])} espeak-ng phonemes" in text
+    assert " --smoke " in text and " --phone-ctc 0.3" in text.split("## Reproduce", 1)[1]
+    # the exported graph ends in the word tokens: no output is as wide as the phoneme set
+    model = onnx.load(str(out / "model.int8.onnx"))
+    tokens = len((out / "tokens.txt").read_text(encoding="utf-8").splitlines())
+    dims = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
+    assert dims[-1] == tokens
+    load_bundle(out)

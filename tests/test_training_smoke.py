@@ -63,3 +63,13 @@ def test_smoke_run_makes_a_loadable_int8_bundle(tmp_path: Path) -> None:
 
 def bundle_silence() -> np.ndarray:
     return np.zeros(16000, dtype=np.float32)
+
+
+def test_smoke_refuses_a_full_run_recipe_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    from edge_asr.training.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--smoke", "--out", "unused", "--hidden", "256", "--piper", "10", "--bf16"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--smoke runs its own tiny recipe" in err and "not --hidden, --piper, --bf16" in err

@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.0,
         metavar="W",
-        help="full run: train a second CTC head on the first LSTM layer to the transcript's "
+        help="train a second CTC head on the first LSTM layer to the transcript's "
         "phonemes (espeak-ng's pronunciations of the vocabulary) with loss weight W (e.g. 0.3; "
         "the word loss gets 1 - W); the head is for training only and not exported (work "
         "folder full-…-pcW)",
@@ -218,7 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--hidden must be between 16 and 1024, not {args.hidden}")
 
     if args.smoke:
-        cfg = smoke_config(args.seed, args.max_minutes, args.threads)
+        recipe = _full_run_flags_set(parser, args)
+        if recipe:
+            parser.error(
+                "--smoke runs its own tiny recipe (it takes --seed, --threads, --max-minutes and "
+                f"--phone-ctc), not {', '.join(recipe)}"
+            )
+        cfg = smoke_config(args.seed, args.max_minutes, args.threads, args.phone_ctc)
     else:
         cfg = full_config(
             args.seed,
@@ -266,6 +272,17 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"bundle: {args.out}")
     return 0
+
+
+def _full_run_flags_set(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The flags of a full run's recipe that were given a value other than their default."""
+    flags = (
+        "--steps --voice-change --voice-change-on --utterance-cmn --strong-augment --hidden "
+        "--festival-variety --festival-per-voice --espeak --gnuspeech --piper --kokoro "
+        "--sentence-mix --average-last --bf16 --time-reduction"
+    ).split()
+    dests = {flag: flag[2:].replace("-", "_") for flag in flags}
+    return [flag for flag, d in dests.items() if getattr(args, d) != parser.get_default(d)]
 
 
 def _sentence_mix(text: str) -> tuple[float, float] | None:

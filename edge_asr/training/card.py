@@ -182,7 +182,7 @@ def _budget_text(m: dict[str, Any]) -> str:
 
 def _reproduce_pace_text(tr: dict[str, Any]) -> str:
     """What a slower machine does to the reproduce command: the budget ends the schedule."""
-    if tr["config"] == "smoke" or not tr["steps"] or tr["steps"] < tr["planned_steps"]:
+    if tr["config"].startswith("smoke") or not tr["steps"] or tr["steps"] < tr["planned_steps"]:
         return ""
     pace = 60 * tr["train_minutes"] / tr["steps"]
     return (
@@ -400,7 +400,7 @@ def render(m: dict[str, Any]) -> str:
             f"sherpa-onnx loaded the model but {len(parity['mismatches'])} of {parity['wavs']} transcripts "
             "differed from the Python path: see metrics.json."
         )
-    smoke = tr["config"] == "smoke"
+    smoke = tr["config"].startswith("smoke")
     seed = tr["seed"]
     command = "python -m edge_asr.training --out edge_asr/models/home-en" + (
         " --smoke" if smoke else ""
@@ -447,7 +447,7 @@ def render(m: dict[str, Any]) -> str:
         command += f" --average-last {tr['average_last']:g}"
     if not smoke and tr.get("bf16"):
         command += " --bf16"
-    if not smoke and tr.get("phone_ctc"):
+    if tr.get("phone_ctc"):
         command += f" --phone-ctc {tr['phone_ctc']:g}"
     if not smoke and model.get("time_reduction", 1) != 1:
         command += f" --time-reduction {model['time_reduction']}"

@@ -143,9 +143,11 @@ def full_config(
     )
 
 
-def smoke_config(seed: int, max_minutes: float, threads: int = 2) -> RunConfig:
+def smoke_config(
+    seed: int, max_minutes: float, threads: int = 2, phone_ctc: float = 0.0
+) -> RunConfig:
     return RunConfig(
-        name="smoke",
+        name="smoke" + (f"-pc{phone_ctc:g}" if phone_ctc else ""),
         data=data.DataPlan(
             espeak=150,
             festival_per_voice=10,
@@ -164,6 +166,7 @@ def smoke_config(seed: int, max_minutes: float, threads: int = 2) -> RunConfig:
             batch_frames=6000,
             threads=threads,
             seed=seed,
+            phone_ctc=phone_ctc,
         ),
         conv_channels=8,
         hidden=48,
