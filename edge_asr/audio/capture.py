@@ -65,6 +65,24 @@ class AudioSource(Protocol):
         """Make ``blocks()`` end soon; safe from any thread or a signal handler."""
 
 
+class _StreamSource:
+    """A source that waits for its input (nothing is lost) and has no device to lose."""
+
+    def __init__(self) -> None:
+        self._stopped = threading.Event()
+
+    @property
+    def overruns(self) -> int:
+        return 0
+
+    @property
+    def input_problem(self) -> str | None:
+        return None
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
 class _Resampler:
     """Stateful resampling of consecutive chunks to TARGET_RATE (a no-op at 16 kHz)."""
 
@@ -395,16 +413,16 @@ def _close_quietly(stream: Any) -> None:
 # --- files ----------------------------------------------------------------------------
 
 
-class FileSource:
+class FileSource(_StreamSource):
     """Reads an audio file block by block, in real time or as fast as possible."""
 
     def __init__(self, path: Path, realtime: bool = True, block_ms: int = 64) -> None:
         import soundfile as sf
 
+        super().__init__()
         self._path = path
         self._realtime = realtime
         self._block_ms = block_ms
-        self._stopped = threading.Event()
         if not path.is_file():
             raise AudioError(f"{path}: no such file")
         try:
@@ -414,17 +432,6 @@ class FileSource:
         if info.frames <= 0 or info.samplerate <= 0:
             raise AudioError(f"{path}: contains no audio")
         self._rate = int(info.samplerate)
-
-    @property
-    def overruns(self) -> int:
-        return 0
-
-    @property
-    def input_problem(self) -> str | None:
-        return None
-
-    def stop(self) -> None:
-        self._stopped.set()
 
     def blocks(self) -> Generator[AudioBlock, None, None]:
         import soundfile as sf
@@ -457,7 +464,7 @@ class FileSource:
 # --- stdin ----------------------------------------------------------------------------
 
 
-class StdinSource:
+class StdinSource(_StreamSource):
     """Raw signed 16-bit little-endian mono PCM from a pipe; ends at end of input."""
 
     def __init__(
@@ -465,19 +472,8 @@ class StdinSource:
     ) -> None:
         self._rate = sample_rate
         self._stream = stream if stream is not None else sys.stdin.buffer
+        super().__init__()
         self._block_bytes = max(2, sample_rate * block_ms // 1000 * 2)
-        self._stopped = threading.Event()
-
-    @property
-    def overruns(self) -> int:
-        return 0
-
-    @property
-    def input_problem(self) -> str | None:
-        return None
-
-    def stop(self) -> None:
-        self._stopped.set()
 
     def blocks(self) -> Generator[AudioBlock, None, None]:
         resample = _Resampler(self._rate)
