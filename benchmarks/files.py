@@ -95,10 +95,11 @@ def make_clips(cache: Path) -> list[Clip]:
     return clips
 
 
-def edge_asr_engine(decoding: str) -> Transcriber:
+def edge_asr_engine(decoding: str, model_dir: Path | None = None) -> Transcriber:
+    """edge-asr's recognizer on the built-in model, or on the bundle in ``model_dir``."""
     from edge_asr.asr.recognizer import Recognizer
 
-    recognizer = Recognizer.load(decoding=decoding)
+    recognizer = Recognizer.load(model_dir, decoding=decoding)
     return lambda samples: recognizer.transcribe(samples, 16000).text
 
 

@@ -2,7 +2,7 @@
 
     python -m benchmarks.run [--quick] [--sections files,latency,footprint,memory,precision]
         [--rounds N] [--utterances N] [--idle-seconds S] [--ready-starts N]
-        [--daemon-set KEY=VALUE]...
+        [--daemon-set KEY=VALUE]... [--compare-model DIR]...
         [--out benchmarks/results/latest.json] [--plot PNG]
 
 Sections: ``files`` (edge-asr vs sherpa-onnx vs the floor vs pocketsphinx on the same clips),
@@ -10,6 +10,8 @@ Sections: ``files`` (edge-asr vs sherpa-onnx vs the floor vs pocketsphinx on the
 ``footprint`` (start to READY, idle CPU, RSS, image sizes), ``memory`` (the daemon's parts
 loaded one at a time: what each adds to RSS), ``precision`` (int8 vs fp32), ``training`` (one
 training update in float32 vs ``--bf16``; needs torch).
+``--compare-model DIR`` times another bundle (a candidate model, or a pretrained CTC model
+dropped in) beside the built-in one in ``files``.
 ``--quick`` is the smoke run the tests do: a little of each, one round, no pocketsphinx.
 """
 
@@ -21,6 +23,7 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -40,6 +43,8 @@ from benchmarks.memory import run_memory
 from benchmarks.plot import plot
 from benchmarks.precision import fp32_missing, run_precision
 from benchmarks.training import run_training_steps, torch_missing
+from edge_asr.asr.bundle import load_bundle
+from edge_asr.errors import BundleError
 
 HERE = Path(__file__).resolve().parent
 
@@ -93,6 +98,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="latency, footprint: a daemon setting, e.g. audio.block_ms=32 (repeatable)",
     )
+    parser.add_argument(
+        "--compare-model",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="files: also time this model bundle beside the built-in one, greedy and (with a "
+        "words.txt) vocabulary-constrained (repeatable)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     parser.add_argument("--plot", type=Path, help="PNG to draw (default: --out with .png)")
     parser.add_argument("--cache", type=Path, default=HERE / ".cache")
@@ -103,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; pick from {SECTIONS}")
+    for bundle in args.compare_model:
+        try:
+            load_bundle(bundle)
+        except BundleError as err:
+            parser.error(f"--compare-model: {err}")
     if args.quick:
         args.rounds, args.utterances = 1, min(args.utterances, 3)
         args.idle_seconds, args.ready_starts = min(args.idle_seconds, 5.0), 1
@@ -114,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{info['cpu']} ({info['machine']}, {info['cores']} cores), {info['date']}")
     report: dict[str, object] = {"machine": info, "daemon_settings": args.daemon_set}
     if "files" in sections:
-        report["files"] = files_section(clips, args.rounds, pocketsphinx=not args.quick)
+        report["files"] = files_section(
+            clips, args.rounds, pocketsphinx=not args.quick, others=args.compare_model
+        )
     if "latency" in sections or "footprint" in sections:
         latency, footprint = run_live(
             clips,
@@ -145,11 +166,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def files_section(clips: list[Clip], rounds: int, pocketsphinx: bool) -> dict[str, object]:
+def files_section(
+    clips: list[Clip], rounds: int, pocketsphinx: bool, others: Sequence[Path] = ()
+) -> dict[str, object]:
     words = sorted({w for line in _vocabulary() for w in line.split()})
     engines: dict[str, Transcriber] = {
         "edge-asr (greedy)": edge_asr_engine("greedy"),
         "edge-asr (vocabulary)": edge_asr_engine("vocabulary"),
+    }
+    for other in others:
+        engines[f"{other} (greedy)"] = edge_asr_engine("greedy", other)
+        if (other / "words.txt").is_file():
+            engines[f"{other} (vocabulary)"] = edge_asr_engine("vocabulary", other)
+    engines |= {
         "sherpa-onnx (greedy)": sherpa_engine(),
         "sherpa-onnx (greedy) + context": sherpa_engine(context=True),
         "floor (context+fbank+ORT+argmax)": floor_engine(),

@@ -11,10 +11,25 @@ from typing import Any
 
 import pytest
 
+from edge_asr.asr.bundle import BUILTIN_MODEL_DIR
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _quick_bench(tmp_path: Path, sections: str) -> tuple[str, dict[str, Any]]:
+def test_a_compare_model_that_is_no_bundle_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks.run import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--compare-model", str(tmp_path / "missing"), "--out", str(tmp_path / "r.json")])
+    assert exit_.value.code == 2
+    assert f"--compare-model: model bundle {tmp_path / 'missing'}: not a directory" in (
+        capsys.readouterr().err
+    )
+
+
+def _quick_bench(tmp_path: Path, sections: str, *extra: str) -> tuple[str, dict[str, Any]]:
     out = tmp_path / "result.json"
     result = subprocess.run(
         [
@@ -28,6 +43,7 @@ def _quick_bench(tmp_path: Path, sections: str) -> tuple[str, dict[str, Any]]:
             str(out),
             "--cache",
             str(tmp_path / "cache"),
+            *extra,
         ],
         cwd=ROOT,
         capture_output=True,
@@ -40,9 +56,13 @@ def _quick_bench(tmp_path: Path, sections: str) -> tuple[str, dict[str, Any]]:
 
 @pytest.mark.timeout(300)
 def test_quick_benchmark_prints_a_table_and_writes_json(tmp_path: Path) -> None:
-    stdout, data = _quick_bench(tmp_path, "files,memory,training")
+    other = tmp_path / "other-model"  # the built-in bundle, copied: timed as another model
+    shutil.copytree(BUILTIN_MODEL_DIR, other)
+    stdout, data = _quick_bench(tmp_path, "files,memory,training", "--compare-model", str(other))
     assert "× edge-asr" in stdout and "Memory" in stdout and "float32 vs --bf16" in stdout
     engines = {e["name"]: e for e in data["files"]["engines"]}
+    for decoding in ("greedy", "vocabulary"):  # the same model: the same words
+        assert engines[f"{other} ({decoding})"]["wer"] == engines[f"edge-asr ({decoding})"]["wer"]
     same_samples = [
         "edge-asr (greedy)",
         "sherpa-onnx (greedy) + context",
