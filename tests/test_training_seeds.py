@@ -68,6 +68,28 @@ def test_the_card_shows_every_seed_and_the_mean(bundle: Path, tmp_path: Path) ->
     assert "On flite, this bundle is the best." in text
 
 
+def test_a_seed_entered_from_its_log_shows_what_was_recorded_and_says_so() -> None:
+    metrics = run_metrics(1, 6.3)
+    metrics["seed_runs"] = [
+        {
+            "seed": 0,
+            "steps": 14298,
+            "minutes": None,
+            "wer": {"flite_heldout": 7.7, "espeak_heldout": 1.4},
+            "note": "scores to one decimal from the run's log.",
+        }
+    ]
+    text = card.render(metrics)
+    rows = table_rows(text)
+    header, body = rows[0], rows[2:]
+    flite, commands = header.index("flite"), header.index("flite commands")
+    assert body[0][:3] == ["0", "14,298", ""]
+    assert body[0][commands] == ""
+    assert body[2][flite] == "7.0"  # (7.7 + 6.3) / 2: both seeds
+    assert body[2][commands] == f"{body[1][commands]} (1 seed)"
+    assert "\n\nSeed 0: scores to one decimal from the run's log.\n" in text
+
+
 @pytest.mark.parametrize(
     ("flites", "place"),
     [

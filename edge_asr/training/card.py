@@ -103,19 +103,28 @@ def _seeds_text(m: dict[str, Any]) -> str:
     for r in rows:
         seed = f"**{r['seed']} (this bundle)**" if r is own else str(r["seed"])
         cells = [f"{r['wer'][k]:.1f}" if k in r["wer"] else "" for k in sets]
-        lines.append(f"| {seed} | {r['steps']:,} | {r['minutes']:g} | " + " | ".join(cells) + " |")
+        minutes = f"{r['minutes']:g}" if r.get("minutes") is not None else ""
+        lines.append(f"| {seed} | {r['steps']:,} | {minutes} | " + " | ".join(cells) + " |")
 
     def mean(key: str) -> str:
+        # A set some seeds were not scored on: the mean says how many it is over.
         values = [r["wer"][key] for r in rows if key in r["wer"]]
-        return f"{sum(values) / len(values):.1f}" if values else ""
+        if not values:
+            return ""
+        text = f"{sum(values) / len(values):.1f}"
+        if len(values) == len(rows):
+            return text
+        return f"{text} ({len(values)} seed{'s' if len(values) > 1 else ''})"
 
     lines.append("| mean | | | " + " | ".join(mean(k) for k in sets) + " |")
+    # A row entered from a run's log rather than its metrics.json says so.
+    notes = "".join(f"\n\nSeed {r['seed']}: {r['note']}" for r in rows if r.get("note"))
     return (
         f"\n## Other seeds of this recipe\nThe same command with {len(rows) - 1} other "
         f"seed{'s' if len(rows) > 2 else ''} (same data recipe, same evaluation audio); int8, "
         "vocabulary decoding, WER in %. Runs of one recipe differ by a few points on the small "
         f"sets, so the mean is the recipe's score, not this bundle's row.{_rank_text(own, rows)}"
-        "\n\n" + "\n".join(lines) + "\n"
+        "\n\n" + "\n".join(lines) + notes + "\n"
     )
 
 
