@@ -24,7 +24,7 @@ variable "MODEL_NAME" {
   default = "edge-asr-home-en"
 }
 variable "MODEL_VERSION" {
-  default = "1.4.0"
+  default = "1.5.0"
 }
 variable "REVISION" {
   default = ""

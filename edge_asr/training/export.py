@@ -15,7 +15,7 @@ from edge_asr.training.model import SUBSAMPLING, CtcModel
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "edge-asr-home-en"
-MODEL_VERSION = "1.4.0"
+MODEL_VERSION = "1.5.0"
 
 
 def metadata(vocab_size: int) -> dict[str, str]:

@@ -34,7 +34,7 @@ class ModelConfig:
     # Subtract each utterance's own mean feature (after the global CMVN): removes a fixed
     # channel colouring (microphone, telephone line, a synthesizer's spectral tilt).
     utterance_cmn: bool = False
-    # The BiLSTM's frames per output frame: 1 (40 ms, models up to 1.4.0) or 2 (80 ms).
+    # The BiLSTM's frames per output frame: 1 (40 ms, models up to 1.5.0) or 2 (80 ms).
     time_reduction: int = 1
     # Phonemes (blank included) of a training-only CTC head on the first BiLSTM layer; 0: none.
     # The head is not part of forward(), so the exported model never has it.
