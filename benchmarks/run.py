@@ -42,8 +42,8 @@ from benchmarks.live import Footprint, Latency, footprint_json, latency_json, ru
 from benchmarks.memory import run_memory
 from benchmarks.plot import plot
 from benchmarks.precision import fp32_missing, run_precision
-from benchmarks.training import run_training_steps, torch_missing
-from edge_asr.asr.bundle import load_bundle
+from benchmarks.training import run_training_steps, shipped_hidden, torch_missing
+from edge_asr.asr.bundle import BUILTIN_MODEL_DIR, load_bundle
 from edge_asr.errors import BundleError
 
 HERE = Path(__file__).resolve().parent
@@ -346,9 +346,10 @@ def precision_section(clips: list[Clip], rounds: int) -> dict[str, object]:
 
 
 def training_section(rounds: int, updates: int) -> dict[str, object]:
+    hidden = shipped_hidden(BUILTIN_MODEL_DIR)
     print(
-        "\nTraining: one update of the built-in model's network, float32 vs --bf16 "
-        "(and --bf16 --time-reduction 2)"
+        f"\nTraining: one update of the built-in model's network (LSTM {hidden} per direction), "
+        "float32 vs --bf16 (and --bf16 --time-reduction 2)"
     )
     missing = torch_missing()
     if missing is not None:
@@ -370,6 +371,7 @@ def training_section(rounds: int, updates: int) -> dict[str, object]:
         )
     return {
         "rounds": rounds,
+        "hidden": hidden,
         "native_bf16": native,
         "modes": [
             {

@@ -2,16 +2,19 @@
 ``--bf16 --time-reduction 2`` (the LSTM at 80 ms frames).
 
 Both run ``edge_asr.training.train.update`` (what the training loop calls) on the shipped
-model's architecture and a batch shaped like a typical training batch, alternating precision
+model's architecture (its LSTM width from its ``metrics.json``; a phoneme head, training only,
+is not included) and a batch shaped like a typical training batch, alternating precision
 within each round so both see the same machine load. Needs the training extra (torch).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 # A typical batch of the training loop: ~41 utterances of ~2.4 s (10,000 frames budget).
 BATCH, FRAMES, TARGET_TOKENS = 41, 242, 12
@@ -38,6 +41,15 @@ def torch_missing() -> str | None:
     return None
 
 
+def shipped_hidden(bundle: Path) -> int:
+    """The LSTM width per direction the bundle's model was trained with (192 if not recorded)."""
+    try:
+        metrics = json.loads((bundle / "metrics.json").read_text(encoding="utf-8"))
+        return int(metrics["model"]["hidden"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 192
+
+
 def run_training_steps(rounds: int, updates: int, warmup: int = 2) -> list[StepRow]:
     """fp32 and bf16 rows; each round times ``updates`` updates per mode after ``warmup``."""
     import torch
@@ -50,8 +62,10 @@ def run_training_steps(rounds: int, updates: int, warmup: int = 2) -> list[StepR
     torch.set_num_threads(TrainConfig(steps=1, max_minutes=1).threads)
     torch.manual_seed(0)
     vocab = len((BUILTIN_MODEL_DIR / "tokens.txt").read_text(encoding="utf-8").splitlines())
+    hidden = shipped_hidden(BUILTIN_MODEL_DIR)
     initial = {
-        r: CtcModel(ModelConfig(vocab, time_reduction=r)) for r in set(TIME_REDUCTION.values())
+        r: CtcModel(ModelConfig(vocab, hidden=hidden, time_reduction=r))
+        for r in set(TIME_REDUCTION.values())
     }
     x = torch.randn(BATCH, FRAMES, FEATURE_DIM)
     lens = torch.full((BATCH,), FRAMES, dtype=torch.int64)

@@ -82,6 +82,8 @@ def test_quick_benchmark_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     assert 1 < model["added_mb"] < model["rss_mb"] < 2000
     assert (tmp_path / "result.png").read_bytes().startswith(b"\x89PNG")
     training = data["training"]
+    shipped = json.loads((BUILTIN_MODEL_DIR / "metrics.json").read_text(encoding="utf-8"))
+    assert training["hidden"] == shipped["model"]["hidden"]  # the shipped width, not the default
     fp32, bf16, tr2 = training["modes"]
     assert (fp32["mode"], bf16["mode"], tr2["mode"]) == ("fp32", "bf16", "bf16-tr2")
     assert fp32["ratio_to_fp32"] == 1.0 and bf16["ratio_to_fp32"] > 0 and tr2["ratio_to_fp32"] > 0
@@ -126,3 +128,13 @@ def test_quick_live_benchmark_times_the_daemon_and_compares_int8_with_fp32(
         assert fp32["size_mb"] > 2 * int8["size_mb"]
         assert int8["seconds"] > 0 and fp32["seconds"] > 0
     assert (tmp_path / "result.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_training_section_times_the_width_the_bundle_records(tmp_path: Path) -> None:
+    from benchmarks.training import shipped_hidden
+
+    assert shipped_hidden(tmp_path) == 192  # no metrics.json: the default network
+    (tmp_path / "metrics.json").write_text('{"model": {"hidden": 320}}', encoding="utf-8")
+    assert shipped_hidden(tmp_path) == 320
+    (tmp_path / "metrics.json").write_text("not json", encoding="utf-8")
+    assert shipped_hidden(tmp_path) == 192
