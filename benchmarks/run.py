@@ -346,10 +346,9 @@ def precision_section(clips: list[Clip], rounds: int) -> dict[str, object]:
 
 
 def training_section(rounds: int, updates: int) -> dict[str, object]:
-    hidden = shipped_hidden(BUILTIN_MODEL_DIR)
     print(
-        f"\nTraining: one update of the built-in model's network (LSTM {hidden} per direction), "
-        "float32 vs --bf16 (and --bf16 --time-reduction 2)"
+        "\nTraining: one update of the built-in model's network, float32 vs --bf16 "
+        "(and --bf16 --time-reduction 2)"
     )
     missing = torch_missing()
     if missing is not None:
@@ -357,9 +356,11 @@ def training_section(rounds: int, updates: int) -> dict[str, object]:
         return {"skipped": missing}
     from edge_asr.training.train import native_bf16
 
-    rows = run_training_steps(rounds, updates)
+    hidden = shipped_hidden(BUILTIN_MODEL_DIR)
+    rows = run_training_steps(rounds, updates, hidden)
     reference = rows[0].median
     native = native_bf16()
+    print(f"network: LSTM {hidden} per direction (the built-in model's width)")
     print(f"native bfloat16 on this CPU: {'yes' if native else 'no (bf16 is emulated)'}")
     header = f"{'precision':10} {'updates':>8} {'median s':>9} {'min s':>7} {'× fp32':>7}"
     print(header)

@@ -42,16 +42,20 @@ def torch_missing() -> str | None:
 
 
 def shipped_hidden(bundle: Path) -> int:
-    """The LSTM width per direction the bundle's model was trained with (192 if not recorded)."""
+    """The LSTM width per direction the bundle's model was trained with (the default if not
+    recorded); needs torch, as the training code does."""
+    from edge_asr.training.model import HIDDEN
+
     try:
         metrics = json.loads((bundle / "metrics.json").read_text(encoding="utf-8"))
         return int(metrics["model"]["hidden"])
     except (OSError, ValueError, KeyError, TypeError):
-        return 192
+        return HIDDEN
 
 
-def run_training_steps(rounds: int, updates: int, warmup: int = 2) -> list[StepRow]:
-    """fp32 and bf16 rows; each round times ``updates`` updates per mode after ``warmup``."""
+def run_training_steps(rounds: int, updates: int, hidden: int, warmup: int = 2) -> list[StepRow]:
+    """fp32 and bf16 rows of a network ``hidden`` wide; each round times ``updates`` updates per
+    mode after ``warmup``."""
     import torch
 
     from edge_asr.asr.bundle import BUILTIN_MODEL_DIR
@@ -62,7 +66,6 @@ def run_training_steps(rounds: int, updates: int, warmup: int = 2) -> list[StepR
     torch.set_num_threads(TrainConfig(steps=1, max_minutes=1).threads)
     torch.manual_seed(0)
     vocab = len((BUILTIN_MODEL_DIR / "tokens.txt").read_text(encoding="utf-8").splitlines())
-    hidden = shipped_hidden(BUILTIN_MODEL_DIR)
     initial = {
         r: CtcModel(ModelConfig(vocab, hidden=hidden, time_reduction=r))
         for r in set(TIME_REDUCTION.values())

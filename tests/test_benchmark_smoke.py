@@ -131,6 +131,7 @@ def test_quick_live_benchmark_times_the_daemon_and_compares_int8_with_fp32(
 
 
 def test_the_training_section_times_the_width_the_bundle_records(tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="needs the [train] extra")
     from benchmarks.training import shipped_hidden
 
     assert shipped_hidden(tmp_path) == 192  # no metrics.json: the default network
